@@ -1,0 +1,51 @@
+# Two entry points: `make book` and `make test`. Everything else is a building block.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PROFILE ?= small
+NB ?= notebooks/01_data_suites.md
+EXECUTED := book/_executed
+
+.PHONY: book test install chapter chapters html retrain verify clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -e '.[book,test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+## run one chapter:  make chapter NB=notebooks/01_data_suites.md PROFILE=smoke
+chapter: install
+	$(PY) -m vidattn.cli run $(NB) $(EXECUTED)/$(notdir $(basename $(NB))).ipynb -p profile $(PROFILE)
+
+## run every chapter for one profile into book/_executed
+chapters: install
+	$(PY) -m vidattn.cli run-all --profile $(PROFILE) --out-dir $(EXECUTED)
+
+## render the executed chapters (warnings are errors)
+html: install
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+
+## build the book: run the chapters (records are reused) and render them
+book: chapters html
+	@echo "book: $(CURDIR)/_build/html/index.html"
+
+## unit tests + nbval on every chapter (smoke profile) + a smoke book build
+test: install
+	rm -rf _build/nbval
+	VIDATTN_RECORDS_DIR=_build/test-records $(PY) -m vidattn.cli run-all --profile smoke --out-dir _build/nbval --prepare-only
+	VIDATTN_RECORDS_DIR=_build/test-records $(PY) -m pytest tests _build/nbval --nbval-lax --nbval-current-env \
+		--nbval-cell-timeout=600 -p no:cacheprovider --durations=10
+
+## re-run every small-profile experiment from scratch and drop records that no longer match
+retrain: install
+	VIDATTN_RETRAIN=1 $(PY) -m vidattn.cli run-all --profile small --out-dir $(EXECUTED)
+	$(PY) -m vidattn.cli store stale --delete
+
+## re-run a sample of committed records and compare their metrics
+verify: install
+	$(PY) -m vidattn.cli store verify --sample 2
+
+clean:
+	rm -rf _build $(EXECUTED)

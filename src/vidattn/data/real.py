@@ -1,0 +1,353 @@
+"""Loaders for the real datasets the papers use, in their published layouts.
+
+* **UCF101**: ``ucfTrainTestlist/{classInd,trainlist0K,testlist0K}.txt`` and videos
+  ``<Class>/v_<Class>_gXX_cYY.avi`` (directly under the root or under ``UCF-101/``).
+* **HMDB51**: ``testTrainMulti_7030_splits/<class>_test_split<K>.txt`` (``name.avi 1|2|0``
+  for train / test / unused) and videos ``<class>/<name>.avi``.
+* **Kinetics-400**: ``<split>.csv`` with ``label,youtube_id,time_start,time_end,split`` and
+  videos ``<split>/<label>/<id>_<start:06d>_<end:06d>.mp4`` (or without the label folder).
+* **Something-Something V2**: ``labels.json`` (name -> index), ``train.json`` /
+  ``validation.json`` (``id``, ``template``), videos ``<id>.webm`` or frame folders ``<id>/``.
+* **Jester**: ``jester-v1-labels.csv`` (one name per line), ``jester-v1-{train,validation}.csv``
+  (``id;label``) and frame folders ``<id>/00001.jpg``.
+
+Videos decode with PyAV; frame folders with torchvision. Sampling follows the papers:
+TSN segments, dense clips with a stride, and multi-view testing (clips x 3 crops).
+Every failure names the file: a missing path, an undecodable video, an unknown class.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import av
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+from torchvision.io import decode_image
+
+VIDEO_EXTENSIONS = (".avi", ".mp4", ".webm", ".mkv")
+
+
+class DatasetError(ValueError):
+    """A dataset file is missing, malformed or refers to something unknown."""
+
+
+@dataclass(frozen=True)
+class VideoItem:
+    path: Path  # a video file or a folder of frames
+    label: int
+
+
+def _need(path: Path, what: str) -> Path:
+    if not path.exists():
+        raise DatasetError(f"{what} not found: {path}")
+    return path
+
+
+def decode_video(path: Path) -> np.ndarray:
+    """All frames of a video file (T, H, W, 3) uint8, or of a folder of images."""
+    path = Path(path)
+    _need(path, "video")
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+        if not files:
+            raise DatasetError(f"frame folder {path} holds no .jpg/.png frames")
+        try:
+            frames = [decode_image(str(f)).permute(1, 2, 0).numpy() for f in files]
+        except RuntimeError as e:
+            raise DatasetError(f"cannot decode a frame in {path}: {e}") from e
+        return np.stack(frames)
+    try:
+        with av.open(str(path)) as container:
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    except (av.error.FFmpegError, IndexError, ValueError) as e:
+        raise DatasetError(f"cannot decode video {path}: {e}") from e
+    if not frames:
+        raise DatasetError(f"video {path} has no decodable frames")
+    return np.stack(frames)
+
+
+def encode_video(path: Path, video: np.ndarray, fps: int = 12) -> None:
+    """Write a (T, H, W, 3) uint8 clip: H.264 in .mp4/.mkv, VP8 in .webm, MPEG-4 in .avi."""
+    path = Path(path)
+    codec = {".mp4": "libx264", ".mkv": "libx264", ".webm": "libvpx", ".avi": "mpeg4"}.get(path.suffix)
+    if codec is None:
+        raise DatasetError(f"cannot choose a codec for {path} (use one of {VIDEO_EXTENSIONS})")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    T, H, W, _ = video.shape
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=fps)
+        stream.width, stream.height = W + W % 2, H + H % 2
+        stream.pix_fmt = "yuv420p"
+        if codec == "libx264":
+            stream.options = {"crf": "10", "preset": "ultrafast"}
+        elif codec == "mpeg4":
+            stream.bit_rate = 4_000_000
+        for frame in video:
+            if W % 2 or H % 2:
+                frame = np.pad(frame, ((0, H % 2), (0, W % 2), (0, 0)), mode="edge")
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
+        out.mux(stream.encode())
+
+
+# ------------------------------------------------------------------ sampling
+
+
+def tsn_indices(num_frames: int, segments: int, train: bool, rng: np.random.Generator | None = None) -> np.ndarray:
+    """TSN: split the video into ``segments`` equal parts and take one frame from each
+    (a random frame in training, the middle frame at test)."""
+    edges = np.linspace(0, num_frames, segments + 1)
+    if train:
+        rng = rng or np.random.default_rng()
+        idx = edges[:-1] + rng.random(segments) * (edges[1:] - edges[:-1])
+    else:
+        idx = (edges[:-1] + edges[1:]) / 2
+    return np.minimum(idx.astype(np.int64), num_frames - 1)
+
+
+def dense_indices(num_frames: int, clip_len: int, stride: int, start: int) -> np.ndarray:
+    """``clip_len`` frames every ``stride`` frames from ``start``; short videos loop."""
+    return (start + stride * np.arange(clip_len)) % num_frames
+
+
+def clip_starts(num_frames: int, clip_len: int, stride: int, n_clips: int, train: bool,
+                rng: np.random.Generator | None = None) -> list[int]:
+    """Start frames: one random start in training, ``n_clips`` uniform starts at test."""
+    span = max(0, num_frames - (clip_len - 1) * stride - 1)
+    if train:
+        return [int((rng or np.random.default_rng()).integers(0, span + 1))]
+    if n_clips == 1:
+        return [span // 2]
+    return [int(round(s)) for s in np.linspace(0, span, n_clips)]
+
+
+def resize_short_side(video: torch.Tensor, size: int) -> torch.Tensor:
+    """(C, T, H, W) float -> shorter spatial side ``size`` (bilinear)."""
+    C, T, H, W = video.shape
+    scale = size / min(H, W)
+    out = F.interpolate(video.permute(1, 0, 2, 3), size=(max(size, round(H * scale)), max(size, round(W * scale))),
+                        mode="bilinear", align_corners=False, antialias=True)
+    return out.permute(1, 0, 2, 3)
+
+
+def three_crops(video: torch.Tensor, size: int) -> list[torch.Tensor]:
+    """Left/centre/right (or top/centre/bottom) ``size`` crops along the longer side."""
+    H, W = video.shape[-2:]
+    if W >= H:
+        offs = [0, (W - size) // 2, W - size]
+        return [video[..., (H - size) // 2 : (H - size) // 2 + size, o : o + size] for o in offs]
+    offs = [0, (H - size) // 2, H - size]
+    return [video[..., o : o + size, (W - size) // 2 : (W - size) // 2 + size] for o in offs]
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How clips are drawn. ``mode`` is ``tsn`` (``frames`` segments) or ``dense``
+    (``frames`` frames every ``stride``). At test, ``clips`` x (3 if ``three_crop``)
+    views are returned as a (V, C, T, H, W) tensor."""
+
+    mode: str = "tsn"
+    frames: int = 8
+    stride: int = 2
+    size: int = 112
+    clips: int = 1
+    three_crop: bool = False
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("tsn", "dense"):
+            raise ValueError(f"unknown sampling mode {self.mode!r}; known: tsn, dense")
+
+
+class VideoDataset(Dataset):
+    """Decoded, sampled, resized clips of a list of :class:`VideoItem`.
+
+    Items have the same keys as the synthetic :class:`~vidattn.data.suites.ClipDataset`
+    (``video`` in [-0.5, 0.5], ``label``, ``index``), so the engine treats both alike.
+    Training takes a random clip and a random ``size`` crop; test takes the views.
+    """
+
+    def __init__(self, items: Sequence[VideoItem], classes: Sequence[str], sampling: Sampling, train: bool,
+                 seed: int = 0):
+        self.items, self.classes, self.sampling, self.train, self.seed = list(items), list(classes), sampling, train, seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _indices(self, n: int, rng: np.random.Generator) -> list[np.ndarray]:
+        s = self.sampling
+        if s.mode == "tsn":
+            if self.train or s.clips == 1:
+                return [tsn_indices(n, s.frames, self.train, rng)]
+            # test-time TSN views: shift the in-segment position
+            edges = np.linspace(0, n, s.frames + 1)
+            return [np.minimum((edges[:-1] + (k + 0.5) / s.clips * (edges[1:] - edges[:-1])).astype(np.int64), n - 1)
+                    for k in range(s.clips)]
+        return [dense_indices(n, s.frames, s.stride, st)
+                for st in clip_starts(n, s.frames, s.stride, s.clips, self.train, rng)]
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        item = self.items[i]
+        frames = decode_video(item.path)
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, i]))
+        s = self.sampling
+        views = []
+        for idx in self._indices(len(frames), rng):
+            clip = torch.from_numpy(frames[idx]).permute(3, 0, 1, 2).float().div_(255.0)
+            clip = resize_short_side(clip, s.size)
+            if self.train:
+                H, W = clip.shape[-2:]
+                y, x = int(rng.integers(0, H - s.size + 1)), int(rng.integers(0, W - s.size + 1))
+                views.append(clip[..., y : y + s.size, x : x + s.size])
+            elif s.three_crop:
+                views.extend(three_crops(clip, s.size))
+            else:
+                views.extend(three_crops(clip, s.size)[1:2])
+        video = views[0] if self.train or len(views) == 1 else torch.stack(views)
+        return {"video": video.sub_(0.5), "label": torch.tensor(item.label), "index": torch.tensor(i)}
+
+
+# ------------------------------------------------------------------ layouts
+
+
+def _class_index(name: str, classes: Sequence[str], where: str) -> int:
+    try:
+        return classes.index(name)
+    except ValueError:
+        raise DatasetError(f"unknown class {name!r} in {where}") from None
+
+
+def _lines(path: Path) -> list[str]:
+    return [ln.strip() for ln in _need(path, "split file").read_text().splitlines() if ln.strip()]
+
+
+def ucf101(root: Path, split: int = 1, train: bool = True) -> tuple[list[VideoItem], list[str]]:
+    root = Path(root)
+    lists = _need(root / "ucfTrainTestlist", "UCF101 split folder")
+    classes = [ln.split()[1] for ln in _lines(lists / "classInd.txt")]
+    vids = root / "UCF-101" if (root / "UCF-101").is_dir() else root
+    split_file = lists / f"{'trainlist' if train else 'testlist'}{split:02d}.txt"
+    items = []
+    for n, ln in enumerate(_lines(split_file), 1):
+        rel = ln.split()[0]
+        cls = rel.split("/")[0]
+        label = _class_index(cls, classes, f"{split_file} line {n}")
+        items.append(VideoItem(_need(vids / rel, f"video listed in {split_file} line {n}"), label))
+    return items, classes
+
+
+def hmdb51(root: Path, split: int = 1, train: bool = True) -> tuple[list[VideoItem], list[str]]:
+    root = Path(root)
+    splits = _need(root / "testTrainMulti_7030_splits", "HMDB51 split folder")
+    files = sorted(splits.glob(f"*_test_split{split}.txt"))
+    if not files:
+        raise DatasetError(f"no *_test_split{split}.txt files in {splits}")
+    classes = [f.name[: -len(f"_test_split{split}.txt")] for f in files]
+    want = "1" if train else "2"
+    items = []
+    for label, f in enumerate(files):
+        for n, ln in enumerate(_lines(f), 1):
+            parts = ln.split()
+            if len(parts) != 2 or parts[1] not in "012":
+                raise DatasetError(f"malformed line {n} in {f}: {ln!r}")
+            if parts[1] == want:
+                items.append(VideoItem(_need(root / classes[label] / parts[0], f"video listed in {f} line {n}"), label))
+    return items, classes
+
+
+def kinetics400(root: Path, split: str = "train", classes: Sequence[str] | None = None
+                ) -> tuple[list[VideoItem], list[str]]:
+    """``classes`` defaults to the sorted labels of ``train.csv`` (the usual 400-class order)."""
+    root = Path(root)
+    csv_path = _need(root / f"{split}.csv", "Kinetics annotation CSV")
+    if classes is None:
+        with open(_need(root / "train.csv", "Kinetics train.csv (defines the classes)")) as fh:
+            classes = sorted({row["label"] for row in csv.DictReader(fh)})
+    classes = list(classes)
+    items = []
+    with open(csv_path) as fh:
+        for n, row in enumerate(csv.DictReader(fh), 2):
+            try:
+                name = f"{row['youtube_id']}_{int(float(row['time_start'])):06d}_{int(float(row['time_end'])):06d}.mp4"
+                label = _class_index(row["label"], classes, f"{csv_path} line {n}")
+            except KeyError as e:
+                raise DatasetError(f"{csv_path} lacks column {e}") from None
+            for cand in (root / split / row["label"] / name, root / split / name):
+                if cand.exists():
+                    items.append(VideoItem(cand, label))
+                    break
+            else:
+                raise DatasetError(f"video for {csv_path} line {n} not found: {root / split / row['label'] / name}")
+    return items, classes
+
+
+def ssv2(root: Path, split: str = "train") -> tuple[list[VideoItem], list[str]]:
+    root = Path(root)
+    labels = json.loads(_need(root / "labels.json", "SSv2 labels.json").read_text())
+    classes = [name for name, _ in sorted(labels.items(), key=lambda kv: int(kv[1]))]
+    ann_path = _need(root / f"{split}.json", "SSv2 annotation file")
+    items = []
+    for n, entry in enumerate(json.loads(ann_path.read_text())):
+        name = entry["template"].replace("[", "").replace("]", "")
+        label = _class_index(name, classes, f"{ann_path} entry {n}")
+        for cand in (root / "videos" / f"{entry['id']}.webm", root / "frames" / entry["id"]):
+            if cand.exists():
+                items.append(VideoItem(cand, label))
+                break
+        else:
+            raise DatasetError(f"video of {ann_path} entry {n} not found: {root / 'videos' / (entry['id'] + '.webm')}")
+    return items, classes
+
+
+def jester(root: Path, split: str = "train") -> tuple[list[VideoItem], list[str]]:
+    root = Path(root)
+    classes = _lines(root / "jester-v1-labels.csv")
+    ann = root / f"jester-v1-{split}.csv"
+    items = []
+    for n, ln in enumerate(_lines(ann), 1):
+        parts = ln.split(";")
+        if len(parts) != 2:
+            raise DatasetError(f"malformed line {n} in {ann}: {ln!r}")
+        label = _class_index(parts[1], classes, f"{ann} line {n}")
+        items.append(VideoItem(_need(root / "frames" / parts[0], f"frame folder listed in {ann} line {n}"), label))
+    return items, classes
+
+
+LAYOUTS = {"ucf101": ucf101, "hmdb51": hmdb51, "kinetics400": kinetics400, "ssv2": ssv2, "jester": jester}
+
+
+def detect_layout(root: Path) -> str:
+    """Name of the layout found at ``root`` (a clear error if none matches)."""
+    root = Path(root)
+    _need(root, "dataset root")
+    marks = {"ucf101": "ucfTrainTestlist", "hmdb51": "testTrainMulti_7030_splits", "kinetics400": "train.csv",
+             "ssv2": "labels.json", "jester": "jester-v1-labels.csv"}
+    for name, mark in marks.items():
+        if (root / mark).exists():
+            return name
+    raise DatasetError(f"{root} matches no known layout (looked for {sorted(marks.values())})")
+
+
+def export_ucf101(videos: np.ndarray, labels: np.ndarray, class_names: Sequence[str], root: Path,
+                  train: np.ndarray) -> None:
+    """Write clips in the UCF101 layout (MPEG-4 .avi, split 1) so the real loader reads them."""
+    root = Path(root)
+    names = ["".join(part.title() for part in re.split(r"[^A-Za-z0-9]+", c)) for c in class_names]
+    if len(set(names)) != len(names):
+        raise DatasetError(f"class names {list(class_names)} do not map to distinct UCF101 folder names")
+    lists = root / "ucfTrainTestlist"
+    lists.mkdir(parents=True, exist_ok=True)
+    (lists / "classInd.txt").write_text("".join(f"{i + 1} {n}\n" for i, n in enumerate(names)))
+    tr, te = [], []
+    for i, (video, y) in enumerate(zip(videos, labels)):
+        rel = f"{names[y]}/v_{names[y]}_g{i // 100 + 1:02d}_c{i % 100 + 1:02d}.avi"
+        encode_video(root / "UCF-101" / rel, video)
+        (tr if train[i] else te).append(rel)
+    (lists / "trainlist01.txt").write_text("".join(f"{r} {names.index(r.split('/')[0]) + 1}\n" for r in tr))
+    (lists / "testlist01.txt").write_text("".join(f"{r}\n" for r in te))
