@@ -11,7 +11,7 @@
 * **Jester**: ``jester-v1-labels.csv`` (one name per line), ``jester-v1-{train,validation}.csv``
   (``id;label``) and frame folders ``<id>/00001.jpg``.
 
-Videos decode with PyAV; frame folders with torchvision. Sampling follows the papers:
+Videos decode with PyAV; frame folders with Pillow. Sampling follows the papers:
 TSN segments, dense clips with a stride, and multi-view testing (clips x 3 crops).
 Every failure names the file: a missing path, an undecodable video, an unknown class.
 """
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
-from torchvision.io import decode_image
+from PIL import Image, UnidentifiedImageError
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".webm", ".mkv")
 
@@ -59,8 +59,8 @@ def decode_video(path: Path) -> np.ndarray:
         if not files:
             raise DatasetError(f"frame folder {path} holds no .jpg/.png frames")
         try:
-            frames = [decode_image(str(f)).permute(1, 2, 0).numpy() for f in files]
-        except RuntimeError as e:
+            frames = [np.asarray(Image.open(f).convert("RGB")) for f in files]
+        except (OSError, UnidentifiedImageError) as e:
             raise DatasetError(f"cannot decode a frame in {path}: {e}") from e
         return np.stack(frames)
     try:

@@ -1,0 +1,21 @@
+import os
+
+import pytest
+import torch
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture
+def records_dir(tmp_path, monkeypatch):
+    """An empty result store for the test."""
+    d = tmp_path / "records"
+    monkeypatch.setenv("VIDATTN_RECORDS_DIR", str(d))
+    monkeypatch.delenv("VIDATTN_RETRAIN", raising=False)
+    return d
+
+
+@pytest.fixture
+def suites_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("VIDATTN_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path / "data" / "suites"

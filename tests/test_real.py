@@ -1,0 +1,152 @@
+"""Tiny fixture datasets in each real layout, written as encoded files and read back."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vidattn.data import real
+from vidattn.data.suites import generate_split, suite_config
+
+CLASSES = ["Alpha", "Beta"]
+
+
+def _clip(seed: int, frames: int = 12) -> np.ndarray:
+    """A smooth moving gradient (lossy codecs keep it close)."""
+    t, y, x = np.meshgrid(np.arange(frames), np.arange(24), np.arange(32), indexing="ij")
+    base = 120 + 100 * np.sin(0.2 * x + 0.15 * y + 0.5 * t + seed)
+    return np.repeat(base[..., None], 3, -1).clip(0, 255).astype(np.uint8)
+
+
+def _frames_dir(path, video):
+    path.mkdir(parents=True)
+    for t, frame in enumerate(video):
+        Image.fromarray(frame).save(path / f"{t + 1:05d}.jpg", quality=95)
+
+
+@pytest.fixture
+def ucf(tmp_path):
+    root = tmp_path / "ucf"
+    lists = root / "ucfTrainTestlist"
+    lists.mkdir(parents=True)
+    (lists / "classInd.txt").write_text("1 Alpha\n2 Beta\n")
+    (lists / "trainlist01.txt").write_text("Alpha/v_Alpha_g01_c01.avi 1\nBeta/v_Beta_g01_c01.avi 2\n")
+    (lists / "testlist01.txt").write_text("Beta/v_Beta_g02_c01.avi\n")
+    for i, rel in enumerate(["Alpha/v_Alpha_g01_c01.avi", "Beta/v_Beta_g01_c01.avi", "Beta/v_Beta_g02_c01.avi"]):
+        real.encode_video(root / "UCF-101" / rel, _clip(i))
+    return root
+
+
+def test_ucf101(ucf):
+    items, classes = real.ucf101(ucf, 1, train=True)
+    assert classes == CLASSES and [i.label for i in items] == [0, 1]
+    test_items, _ = real.ucf101(ucf, 1, train=False)
+    assert [i.label for i in test_items] == [1]
+    assert real.detect_layout(ucf) == "ucf101"
+
+
+def test_hmdb51(tmp_path):
+    root = tmp_path / "hmdb"
+    splits = root / "testTrainMulti_7030_splits"
+    splits.mkdir(parents=True)
+    for c, cls in enumerate(["brush_hair", "cartwheel"]):
+        (splits / f"{cls}_test_split1.txt").write_text(f"{cls}_a.avi 1\n{cls}_b.avi 2\n{cls}_c.avi 0\n")
+        for s in "abc":
+            real.encode_video(root / cls / f"{cls}_{s}.avi", _clip(c))
+    items, classes = real.hmdb51(root, 1, train=True)
+    assert classes == ["brush_hair", "cartwheel"] and len(items) == 2
+    assert [i.path.name for i in real.hmdb51(root, 1, train=False)[0]] == ["brush_hair_b.avi", "cartwheel_b.avi"]
+
+
+def test_kinetics400_csv(tmp_path):
+    root = tmp_path / "k400"
+    rows = "label,youtube_id,time_start,time_end,split\nabseiling,AAA,10,20,train\nzumba,BBB,0,10,train\n"
+    (root).mkdir()
+    (root / "train.csv").write_text(rows)
+    real.encode_video(root / "train" / "abseiling" / "AAA_000010_000020.mp4", _clip(0))
+    real.encode_video(root / "train" / "BBB_000000_000010.mp4", _clip(1))  # flat layout also found
+    items, classes = real.kinetics400(root, "train")
+    assert classes == ["abseiling", "zumba"] and [i.label for i in items] == [0, 1]
+    clip = real.VideoDataset(items, classes, real.Sampling("dense", frames=4, stride=2, size=16), train=True)[0]
+    assert clip["video"].shape == (3, 4, 16, 16)
+
+
+def test_ssv2_videos_and_frame_folders(tmp_path):
+    root = tmp_path / "ssv2"
+    root.mkdir()
+    (root / "labels.json").write_text(json.dumps({"Pushing something": "0", "Pulling something": "1"}))
+    (root / "train.json").write_text(json.dumps([{"id": "1", "template": "Pulling [something]"},
+                                                  {"id": "2", "template": "Pushing [something]"}]))
+    real.encode_video(root / "videos" / "1.webm", _clip(0))
+    _frames_dir(root / "frames" / "2", _clip(1))
+    items, classes = real.ssv2(root, "train")
+    assert classes == ["Pushing something", "Pulling something"] and [i.label for i in items] == [1, 0]
+    ds = real.VideoDataset(items, classes, real.Sampling("tsn", frames=8, size=16, clips=2, three_crop=True),
+                           train=False)
+    assert ds[0]["video"].shape == (6, 3, 8, 16, 16) and ds[1]["video"].shape == (6, 3, 8, 16, 16)
+
+
+def test_jester_frame_folders(tmp_path):
+    root = tmp_path / "jester"
+    root.mkdir()
+    (root / "jester-v1-labels.csv").write_text("Swiping Left\nSwiping Right\n")
+    (root / "jester-v1-train.csv").write_text("100;Swiping Right\n101;Swiping Left\n")
+    for i, vid in enumerate(["100", "101"]):
+        _frames_dir(root / "frames" / vid, _clip(i))
+    items, classes = real.jester(root, "train")
+    assert [i.label for i in items] == [1, 0]
+    frames = real.decode_video(items[0].path)
+    assert frames.shape == (12, 24, 32, 3)
+    assert np.abs(frames.astype(float) - _clip(0)).mean() < 3  # JPEG is lossy, not garbage
+
+
+def test_decoded_video_is_close_to_what_was_encoded(tmp_path):
+    smooth = np.repeat(np.linspace(0, 255, 32, dtype=np.uint8)[None, None, :, None], 24, 1)
+    video = np.broadcast_to(smooth, (6, 24, 32, 3)).copy()
+    real.encode_video(tmp_path / "a.mp4", video)
+    back = real.decode_video(tmp_path / "a.mp4")
+    assert back.shape == video.shape and np.abs(back.astype(float) - video).mean() < 3
+
+
+def test_samplers():
+    idx = real.tsn_indices(80, 8, train=False)
+    assert idx.tolist() == [5, 15, 25, 35, 45, 55, 65, 75]
+    rng = np.random.default_rng(0)
+    tr = real.tsn_indices(80, 8, train=True, rng=rng)
+    assert all(10 * k <= v < 10 * (k + 1) for k, v in enumerate(tr))
+    assert real.dense_indices(100, 4, 3, 10).tolist() == [10, 13, 16, 19]
+    assert real.clip_starts(100, 8, 2, 3, train=False) == [0, 42, 85]
+    crops = real.three_crops(torch.zeros(3, 2, 10, 16), 10)
+    assert [c.shape[-2:] for c in crops] == [(10, 10)] * 3
+
+
+def test_exported_suite_reads_back_through_the_ucf101_loader(tmp_path):
+    cfg = suite_config("order")
+    arrays = generate_split(cfg, "train", 10)
+    real.export_ucf101(arrays.videos, arrays.labels, [c.name for c in cfg.classes], tmp_path,
+                       train=np.arange(10) < 6)
+    items, classes = real.ucf101(tmp_path, 1, train=True)
+    assert len(items) == 6 and len(classes) == cfg.num_classes
+    ds = real.VideoDataset(items, classes, real.Sampling("tsn", frames=8, size=32), train=False)
+    for i in range(3):
+        got = ((ds[i]["video"] + 0.5) * 255).permute(1, 2, 3, 0).numpy()
+        assert ds[i]["label"] == arrays.labels[i]
+        assert np.abs(got - arrays.videos[i]).mean() < 12
+
+
+def test_bad_inputs_name_the_file(tmp_path, ucf):
+    with pytest.raises(real.DatasetError, match="dataset root not found"):
+        real.detect_layout(tmp_path / "nowhere")
+    bad = tmp_path / "corrupt.avi"
+    bad.write_bytes(b"this is not a video" * 10)
+    with pytest.raises(real.DatasetError, match="cannot decode video .*corrupt.avi"):
+        real.decode_video(bad)
+    (ucf / "ucfTrainTestlist" / "trainlist01.txt").write_text("Gamma/v_Gamma_g01_c01.avi 3\n")
+    with pytest.raises(real.DatasetError, match=r"unknown class 'Gamma' in .*trainlist01.txt line 1"):
+        real.ucf101(ucf)
+    (ucf / "ucfTrainTestlist" / "trainlist01.txt").write_text("Alpha/v_Alpha_g09_c01.avi 1\n")
+    with pytest.raises(real.DatasetError, match="video listed in .*trainlist01.txt line 1 not found"):
+        real.ucf101(ucf)
+    with pytest.raises(real.DatasetError, match="matches no known layout"):
+        real.detect_layout(tmp_path)

@@ -1,0 +1,128 @@
+import json
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from vidattn import fingerprint, store
+from vidattn.tables import aggregate, claims_ledger, paper_vs_ours
+
+PKG = fingerprint.PACKAGE_ROOT
+CALLS = []
+
+
+@store.experiment("test/count")
+def _count(config):
+    CALLS.append(config)
+    return {"metrics": {"value": float(config["x"] * 2 + config["seed"])}, "curves": {"loss": [1.0, 0.5]}}
+
+
+def test_a_record_is_served_only_for_the_same_config(records_dir):
+    CALLS.clear()
+    a = store.run_or_load("test/count", {"x": 1, "seed": 0})
+    b = store.run_or_load("test/count", {"x": 1, "seed": 0})
+    assert len(CALLS) == 1 and b.metrics == a.metrics and b.key == a.key
+    c = store.run_or_load("test/count", {"x": 2, "seed": 0})
+    assert len(CALLS) == 2 and c.metrics["value"] == 4.0
+    rec = json.loads(a.path.read_text())
+    for field in ("config", "result", "wall_seconds", "device", "versions", "created", "key"):
+        assert field in rec
+    assert a.path.parent == records_dir / "test/count"
+
+
+def test_retrain_flag_reruns(records_dir, monkeypatch):
+    CALLS.clear()
+    store.run_or_load("test/count", {"x": 1, "seed": 0})
+    monkeypatch.setenv("VIDATTN_RETRAIN", "1")
+    store.run_or_load("test/count", {"x": 1, "seed": 0})
+    assert len(CALLS) == 2
+
+
+def test_device_type_is_part_of_the_key():
+    assert store.record_key("test/count", {"x": 1}, "cpu") != store.record_key("test/count", {"x": 1}, "cuda")
+
+
+@pytest.fixture
+def temp_modules():
+    """Two throwaway modules inside the package: ``_fp_a`` imports ``_fp_b``."""
+    a, b = PKG / "_fp_a.py", PKG / "_fp_b.py"
+    a.write_text("from vidattn import _fp_b\n\ndef f():\n    return _fp_b.g() + 1\n")
+    b.write_text('"""doc"""\n\ndef g():\n    return 1\n')
+    fingerprint.clear_cache()
+    yield a, b
+    a.unlink()
+    b.unlink()
+    fingerprint.clear_cache()
+
+
+def _fp():
+    fingerprint.clear_cache()
+    return fingerprint.code_fingerprint(["vidattn._fp_a"])
+
+
+def test_code_fingerprint_follows_imports_and_ignores_comments(temp_modules):
+    a, b = temp_modules
+    assert "vidattn._fp_b" in fingerprint.module_closure(["vidattn._fp_a"])
+    base = _fp()
+    b.write_text('"""another docstring"""\n\n# a comment\ndef g():\n    """doc"""\n    return 1  # same code\n')
+    assert _fp() == base
+    b.write_text('"""doc"""\n\ndef g():\n    return 2\n')
+    assert _fp() != base, "a change in an imported module must invalidate the fingerprint"
+
+
+def test_stale_records_are_detected_after_a_code_change(records_dir, temp_modules):
+    a, b = temp_modules
+    a.write_text(textwrap.dedent('''
+        from vidattn import _fp_b
+        from vidattn.store import experiment
+
+        @experiment("test/edited")
+        def run(config):
+            return {"metrics": {"v": float(_fp_b.g())}}
+    '''))
+    fingerprint.clear_cache()
+    import importlib
+
+    import vidattn._fp_a as mod
+    importlib.reload(mod)
+    rec = store.run_or_load("test/edited", {"seed": 0})
+    assert rec.metrics["v"] == 1.0 and not store.stale_records()
+    b.write_text("def g():\n    return 2\n")
+    fingerprint.clear_cache()
+    import vidattn._fp_b as modb
+    importlib.reload(modb)
+    assert [r.key for r in store.stale_records()] == [rec.key]
+    fresh = store.run_or_load("test/edited", {"seed": 0})
+    assert fresh.key != rec.key and fresh.metrics["v"] == 2.0
+    del store.EXPERIMENTS["test/edited"]
+
+
+def test_verify_reruns_and_compares(records_dir):
+    rec = store.run_or_load("test/count", {"x": 3, "seed": 1})
+    [(r, diff)] = store.verify([rec])
+    assert diff == {}
+    rec.result["metrics"]["value"] = 99.0
+    [(r, diff)] = store.verify([rec])
+    assert diff == {"value": (99.0, 7.0)}
+
+
+def test_corrupt_record_names_the_file(records_dir):
+    rec = store.run_or_load("test/count", {"x": 5, "seed": 0})
+    rec.path.write_text("{not json")
+    with pytest.raises(ValueError, match=str(rec.path)):
+        store.run_or_load("test/count", {"x": 5, "seed": 0})
+
+
+def test_tables(records_dir):
+    recs = [store.run_or_load("test/count", {"x": x, "seed": s}) for x in (1, 2) for s in (0, 1, 2)]
+    agg = aggregate(recs, by=["x"], metrics=["value"])
+    assert agg.loc[1, ("value", "mean")] == 3.0 and agg.loc[2, ("value", "std")] == 1.0
+    assert agg.loc[1, ("seeds", "n")] == 3
+    t = paper_vs_ours([{"row": "a", "paper": 97.55, "ours": (3.0, 1.0)}, {"row": "b", "paper": None, "ours": None}],
+                      "ours (small, 3 seeds)")
+    assert t.loc["a"].tolist() == ["97.55", "3.0 ± 1.0"] and t.loc["b"].tolist() == ["—", "—"]
+    ledger = claims_ledger([{"claim": "c", "evidence": "e", "verdict": "inconclusive"}])
+    assert isinstance(ledger, pd.DataFrame)
+    with pytest.raises(ValueError, match="not one of"):
+        claims_ledger([{"claim": "c", "evidence": "e", "verdict": "sort of"}])
