@@ -126,3 +126,22 @@ def test_tables(records_dir):
     assert isinstance(ledger, pd.DataFrame)
     with pytest.raises(ValueError, match="not one of"):
         claims_ledger([{"claim": "c", "evidence": "e", "verdict": "sort of"}])
+
+
+def test_presentation_modules_do_not_enter_the_fingerprint():
+    closure = fingerprint.module_closure(["vidattn.experiments.data_suites"], exclude=store.NON_RESULT_MODULES)
+    assert "vidattn.engine.train" in closure and "vidattn.data.synthetic" in closure
+    assert not set(store.NON_RESULT_MODULES) & set(closure)
+
+
+@store.experiment("test/timed")
+def _timed(config):
+    import time
+
+    return {"metrics": {"acc": 1.0, "train_clips_per_second": 1.0 / (time.perf_counter() % 1 + 1e-3)}}
+
+
+def test_verify_ignores_speed_measurements(records_dir):
+    rec = store.run_or_load("test/timed", {"seed": 0})
+    [(r, diff)] = store.verify([rec])
+    assert diff == {}

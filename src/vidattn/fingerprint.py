@@ -98,23 +98,28 @@ def _normalised_source(name: str) -> tuple[str, frozenset[str]]:
     return ast.dump(_strip_docstrings(tree), include_attributes=False), frozenset(deps)
 
 
-def module_closure(entry_modules: Iterable[str]) -> list[str]:
-    """All package modules reachable by imports from ``entry_modules`` (sorted)."""
+def module_closure(entry_modules: Iterable[str], exclude: Iterable[str] = ()) -> list[str]:
+    """All package modules reachable by imports from ``entry_modules`` (sorted).
+
+    Modules in ``exclude`` are neither included nor followed.
+    """
     todo = [m for m in entry_modules]
-    seen: set[str] = set()
+    seen: set[str] = set(exclude)
+    found: list[str] = []
     while todo:
         mod = todo.pop()
         if mod in seen:
             continue
         seen.add(mod)
+        found.append(mod)
         todo.extend(_normalised_source(mod)[1] - seen)
-    return sorted(seen)
+    return sorted(found)
 
 
-def code_fingerprint(entry_modules: Iterable[str]) -> str:
+def code_fingerprint(entry_modules: Iterable[str], exclude: Iterable[str] = ()) -> str:
     """sha256 over the normalised source of the import closure of ``entry_modules``."""
     h = hashlib.sha256()
-    for mod in module_closure(entry_modules):
+    for mod in module_closure(entry_modules, exclude):
         h.update(mod.encode())
         h.update(_normalised_source(mod)[0].encode())
     return h.hexdigest()

@@ -8,7 +8,8 @@ wall time, device, library versions, parameter count and FLOPs.
 **The staleness rule.** ``key = sha256(experiment name, canonical config, code
 fingerprint, torch and numpy versions, device type)``. The code fingerprint covers the
 normalised source of every package module imported (transitively) by the module that
-defines the experiment (:mod:`vidattn.fingerprint`). A record is served only when its
+defines the experiment (:mod:`vidattn.fingerprint`), except the modules that store and
+present results without computing them (:data:`NON_RESULT_MODULES`). A record is served only when its
 key equals the key computed now, so a record is never served for a config, package
 code, library version or device type that could give a different result. Edits to
 comments and docstrings keep records valid. Records whose key no longer matches are
@@ -36,6 +37,10 @@ from vidattn.fingerprint import canonical_json, code_fingerprint, sha256
 from vidattn.paths import records_dir
 
 ExperimentFn = Callable[[dict[str, Any]], dict[str, Any]]
+# these only store, tabulate or plot results: editing them cannot change a metric
+NON_RESULT_MODULES = ("vidattn.store", "vidattn.tables", "vidattn.plotting", "vidattn.cli")
+# metrics that measure speed rather than results: reported, never verified
+TIMING_SUFFIXES = ("_per_second", "_seconds")
 EXPERIMENTS: dict[str, ExperimentFn] = {}
 
 
@@ -57,7 +62,7 @@ def versions() -> dict[str, str]:
 
 def record_key(name: str, config: dict[str, Any], device_type: str = "cpu") -> str:
     fn = _experiment(name)
-    code = code_fingerprint([fn.__module__])
+    code = code_fingerprint([fn.__module__], exclude=NON_RESULT_MODULES)
     payload = canonical_json({"experiment": name, "config": config, "code": code, "versions": versions(),
                               "device": device_type})
     return sha256(payload)[:20]
@@ -172,12 +177,17 @@ def stale_records() -> list[Record]:
 
 
 def verify(records: Iterable[Record], atol: float = 1e-6) -> list[tuple[Record, dict[str, tuple[float, float]]]]:
-    """Re-run each record's experiment and return the metrics that differ by more than ``atol``."""
+    """Re-run each record's experiment and return the metrics that differ by more than ``atol``.
+
+    Speed measurements (names ending in :data:`TIMING_SUFFIXES`) are not compared.
+    """
     bad = []
     for rec in records:
         fresh = _experiment(rec.experiment)(dict(rec.config))
         diff = {}
         for k, v in rec.metrics.items():
+            if k.endswith(TIMING_SUFFIXES):
+                continue
             w = fresh.get("metrics", {}).get(k)
             if not isinstance(v, (int, float)) or w is None or abs(float(v) - float(w)) > atol:
                 diff[k] = (v, w)
