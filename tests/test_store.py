@@ -1,4 +1,5 @@
 import json
+import sys
 import textwrap
 from pathlib import Path
 
@@ -7,6 +8,9 @@ import pytest
 
 from vidattn import fingerprint, store
 from vidattn.tables import aggregate, claims_ledger, paper_vs_ours
+
+sys.path.insert(0, str(Path(__file__).parent))
+from ddp_worker import Toy  # noqa: E402
 
 PKG = fingerprint.PACKAGE_ROOT
 CALLS = []
@@ -145,3 +149,35 @@ def test_verify_ignores_speed_measurements(records_dir):
     rec = store.run_or_load("test/timed", {"seed": 0})
     [(r, diff)] = store.verify([rec])
     assert diff == {}
+
+
+@store.experiment("test/interruptible")
+def _interruptible(config):
+    import torch.nn as nn
+
+    from vidattn.engine.train import TrainConfig, fit, seed_everything
+
+    seed_everything(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(768, 5))
+    cfg = TrainConfig(epochs=3, batch_size=8)
+    res = fit(model, Toy(), cfg, checkpoint=store.checkpoint_path(),
+              stop_after_epoch=config.get("crash_after"))
+    if config.get("crash_after") and not config.get("resume_ok"):
+        raise KeyboardInterrupt("simulated interruption")
+    return {"metrics": {"w": float(model[1].weight.sum()), "resumed_from": float(res.resumed_from_epoch)}}
+
+
+def test_an_interrupted_experiment_resumes_from_its_checkpoint(records_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("VIDATTN_DATA_DIR", str(tmp_path / "data"))
+    with pytest.raises(KeyboardInterrupt):
+        store.run_or_load("test/interruptible", {"crash_after": 1})
+    key = store.record_key("test/interruptible", {"crash_after": 1})
+    ckpt = tmp_path / "data" / "checkpoints" / "test/interruptible" / f"{key}-train.pt"
+    assert ckpt.is_file() and not list(records_dir.rglob("*.json"))
+    # same config and code: the rerun resumes after epoch 1 and cleans up its checkpoint
+    monkeypatch.setattr(store, "_RUNNING", [])
+    orig = store.EXPERIMENTS["test/interruptible"]
+    monkeypatch.setitem(store.EXPERIMENTS, "test/interruptible", lambda c: orig({**c, "resume_ok": True, "crash_after": None}))
+    rec = store.run_or_load("test/interruptible", {"crash_after": 1})
+    assert rec.metrics["resumed_from"] == 1.0 and not ckpt.exists()
+    assert store.checkpoint_path() is None

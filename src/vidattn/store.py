@@ -16,6 +16,12 @@ comments and docstrings keep records valid. Records whose key no longer matches 
 *stale*: :func:`stale_records` lists them and the ``vidattn store`` command prunes them.
 
 Setting ``VIDATTN_RETRAIN=1`` re-runs every experiment and overwrites its record.
+
+**Resuming.** While an experiment runs, :func:`checkpoint_path` gives it a checkpoint
+file named after the record key (``data/checkpoints/<experiment>/<key>-<tag>.pt``). An
+interrupted experiment, run again with the same config and code, resumes from it; a
+changed config or code has a different key and starts afresh. Checkpoints are deleted
+once the record is written.
 """
 from __future__ import annotations
 
@@ -34,7 +40,7 @@ import numpy as np
 import torch
 
 from vidattn.fingerprint import canonical_json, code_fingerprint, sha256
-from vidattn.paths import records_dir
+from vidattn.paths import data_dir, records_dir
 
 ExperimentFn = Callable[[dict[str, Any]], dict[str, Any]]
 # these only store, tabulate or plot results: editing them cannot change a metric
@@ -42,6 +48,7 @@ NON_RESULT_MODULES = ("vidattn.store", "vidattn.tables", "vidattn.plotting", "vi
 # metrics that measure speed rather than results: reported, never verified
 TIMING_SUFFIXES = ("_per_second", "_seconds")
 EXPERIMENTS: dict[str, ExperimentFn] = {}
+_RUNNING: list[tuple[str, str]] = []  # (experiment, key) of the experiment being run
 
 
 def experiment(name: str) -> Callable[[ExperimentFn], ExperimentFn]:
@@ -131,7 +138,11 @@ def run_or_load(name: str, config: dict[str, Any], *, force: bool = False) -> Re
         if rec.key == key:
             return rec
     t0 = time.perf_counter()
-    result = fn(dict(config))
+    _RUNNING.append((name, key))
+    try:
+        result = fn(dict(config))
+    finally:
+        _RUNNING.pop()
     wall = time.perf_counter() - t0
     _check_finite(name, result)
     rec = Record(
@@ -143,7 +154,21 @@ def run_or_load(name: str, config: dict[str, Any], *, force: bool = False) -> Re
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     tmp.write_text(rec.to_json())
     os.replace(tmp, path)
+    for ckpt in _checkpoint_dir(name).glob(f"{key}-*.pt"):
+        ckpt.unlink()
     return rec
+
+
+def _checkpoint_dir(name: str) -> Path:
+    return data_dir() / "checkpoints" / name
+
+
+def checkpoint_path(tag: str = "train") -> Path | None:
+    """Checkpoint file of the experiment now running under :func:`run_or_load` (else None)."""
+    if not _RUNNING:
+        return None
+    name, key = _RUNNING[-1]
+    return _checkpoint_dir(name) / f"{key}-{tag}.pt"
 
 
 def _check_finite(name: str, result: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ from vidattn.engine.evaluate import mass_in_mask, order_robustness, pointing_gam
 from vidattn.engine.train import TrainConfig, fit, seed_everything
 from vidattn.flops import count_macs, count_params
 from vidattn.models import build_model
-from vidattn.store import experiment
+from vidattn.store import checkpoint_path, experiment
 
 
 def _setup(config: dict[str, Any]):
@@ -31,7 +31,7 @@ def _cost(model: torch.nn.Module, sample: torch.Tensor) -> dict[str, float]:
 def premise(config: dict[str, Any]) -> dict[str, Any]:
     """Train ``model`` on an order suite; accuracy on ordered, reversed, shuffled clips."""
     cfg, train, test, model, tcfg = _setup(config)
-    res = fit(model, train, tcfg, device=config["device"])
+    res = fit(model, train, tcfg, device=config["device"], checkpoint=checkpoint_path())
     partner = [c.partner for c in cfg.classes]
     metrics = order_robustness(model, test, partner, device=config["device"])
     metrics.update(_cost(model.cpu(), test[0]["video"]))
@@ -50,7 +50,7 @@ def activation_maps(model: torch.nn.Module, video: torch.Tensor) -> torch.Tensor
 def localisation(config: dict[str, Any]) -> dict[str, Any]:
     """Train on the actor-vs-distractor suite and score where the last features fire."""
     cfg, train, test, model, tcfg = _setup(config)
-    res = fit(model, train, tcfg, device=config["device"])
+    res = fit(model, train, tcfg, device=config["device"], checkpoint=checkpoint_path())
     logits, labels = predict(model, test, device=config["device"])
     model.eval().cpu()
     maps, masks = [], []
