@@ -170,12 +170,12 @@ class VideoDataset(Dataset):
     Items have the same keys as the synthetic :class:`~vidattn.data.suites.ClipDataset`
     (``video`` in [-0.5, 0.5], ``label``, ``index``), so the engine treats both alike.
     Training takes a random clip and a random ``size`` crop; test takes the views.
+    ``seed`` fixes the test views and, with torch's RNG, the training draws.
     """
 
     def __init__(self, items: Sequence[VideoItem], classes: Sequence[str], sampling: Sampling, train: bool,
                  seed: int = 0):
         self.items, self.classes, self.sampling, self.train, self.seed = list(items), list(classes), sampling, train, seed
-        self.epoch = 0
 
     def __len__(self) -> int:
         return len(self.items)
@@ -195,7 +195,10 @@ class VideoDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         item = self.items[i]
         frames = decode_video(item.path)
-        rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, i]))
+        # training draws from torch's RNG (seeded, and saved in checkpoints, by the engine), so
+        # every epoch sees new clips and crops; test views are a fixed function of the index
+        draw = int(torch.randint(0, 2**31 - 1, (1,))) if self.train else 0
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, draw, i]))
         s = self.sampling
         views = []
         for idx in self._indices(len(frames), rng):
