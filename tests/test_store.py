@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from vidattn import fingerprint, store
-from vidattn.tables import aggregate, claims_ledger, paper_vs_ours
+from vidattn.tables import aggregate, claims_ledger, paper_vs_ours, verdict
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ddp_worker import Toy  # noqa: E402
@@ -181,3 +181,11 @@ def test_an_interrupted_experiment_resumes_from_its_checkpoint(records_dir, tmp_
     rec = store.run_or_load("test/interruptible", {"crash_after": 1})
     assert rec.metrics["resumed_from"] == 1.0 and not ckpt.exists()
     assert store.checkpoint_path() is None
+
+
+def test_verdict_follows_the_standard_error():
+    assert verdict([80, 81, 79], [60, 61, 59])[0] == "reproduced"
+    assert verdict([60, 61, 59], [80, 81, 79])[0] == "not reproduced"
+    assert verdict([70, 80, 60], [69, 71, 70])[0] == "inconclusive"
+    assert verdict([70], [60])[0] == "inconclusive"  # one seed cannot tell
+    assert "standard errors" in verdict([80, 81, 79], [60, 61, 59])[1]

@@ -55,3 +55,27 @@ def claims_ledger(claims: list[dict[str, str]]) -> pd.DataFrame:
         if c.get("verdict") not in VERDICTS:
             raise ValueError(f"verdict {c.get('verdict')!r} for claim {c.get('claim')!r} is not one of {VERDICTS}")
     return pd.DataFrame(claims, columns=["claim", "evidence", "verdict"]).set_index("claim")
+
+
+def verdict(higher: Iterable[float], lower: Iterable[float], z: float = 2.0) -> tuple[str, str]:
+    """Verdict on "``higher`` beats ``lower``" from per-seed values, and the evidence as text.
+
+    The difference of means is compared with its standard error (Welch): above ``z``
+    standard errors the claim is *reproduced*, below ``-z`` *not reproduced*, otherwise
+    *inconclusive* (the seeds cannot tell).
+    """
+    a, b = [float(x) for x in higher], [float(x) for x in lower]
+    if len(a) < 2 or len(b) < 2:
+        return "inconclusive", "fewer than 2 seeds"
+    ma, mb = sum(a) / len(a), sum(b) / len(b)
+    va = sum((x - ma) ** 2 for x in a) / (len(a) - 1)
+    vb = sum((x - mb) ** 2 for x in b) / (len(b) - 1)
+    se = math.sqrt(va / len(a) + vb / len(b))
+    diff = ma - mb
+    score = diff / se if se > 0 else math.copysign(math.inf, diff) if diff else 0.0
+    text = f"{ma:.1f} vs {mb:.1f} (difference {diff:+.1f}, {score:+.1f} standard errors)"
+    if score > z:
+        return "reproduced", text
+    if score < -z:
+        return "not reproduced", text
+    return "inconclusive", text
