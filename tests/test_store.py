@@ -189,3 +189,4 @@ def test_verdict_follows_the_standard_error():
     assert verdict([70, 80, 60], [69, 71, 70])[0] == "inconclusive"
     assert verdict([70], [60])[0] == "inconclusive"  # one seed cannot tell
     assert "standard errors" in verdict([80, 81, 79], [60, 61, 59])[1]
+    assert verdict([50.4, 50.5, 50.3], [49.4, 49.5, 49.3], min_difference=5.0)[0] == "inconclusive"

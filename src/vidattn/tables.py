@@ -57,12 +57,14 @@ def claims_ledger(claims: list[dict[str, str]]) -> pd.DataFrame:
     return pd.DataFrame(claims, columns=["claim", "evidence", "verdict"]).set_index("claim")
 
 
-def verdict(higher: Iterable[float], lower: Iterable[float], z: float = 2.0) -> tuple[str, str]:
+def verdict(higher: Iterable[float], lower: Iterable[float], z: float = 2.0, min_difference: float = 0.0
+            ) -> tuple[str, str]:
     """Verdict on "``higher`` beats ``lower``" from per-seed values, and the evidence as text.
 
-    The difference of means is compared with its standard error (Welch): above ``z``
-    standard errors the claim is *reproduced*, below ``-z`` *not reproduced*, otherwise
-    *inconclusive* (the seeds cannot tell).
+    The difference of means is compared with its standard error over seeds (Welch) and
+    with ``min_difference`` (for example twice the test set's sampling std, which seeds
+    sharing one test set do not show): beyond both in the claimed direction the claim is
+    *reproduced*, beyond both against it *not reproduced*, otherwise *inconclusive*.
     """
     a, b = [float(x) for x in higher], [float(x) for x in lower]
     if len(a) < 2 or len(b) < 2:
@@ -74,8 +76,8 @@ def verdict(higher: Iterable[float], lower: Iterable[float], z: float = 2.0) -> 
     diff = ma - mb
     score = diff / se if se > 0 else math.copysign(math.inf, diff) if diff else 0.0
     text = f"{ma:.1f} vs {mb:.1f} (difference {diff:+.1f}, {score:+.1f} standard errors)"
-    if score > z:
+    if score > z and diff > min_difference:
         return "reproduced", text
-    if score < -z:
+    if score < -z and diff < -min_difference:
         return "not reproduced", text
     return "inconclusive", text
