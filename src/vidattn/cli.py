@@ -3,14 +3,13 @@
     vidattn run notebooks/data_suites.md book/_executed/data_suites.ipynb -p profile smoke
     vidattn run-all --profile small --out-dir book/_executed
     vidattn store stale [--delete]
-    vidattn store verify --sample 2
+    vidattn store verify [--sample 2 | --all] [--workers N]
 """
 from __future__ import annotations
 
 import argparse
 import ast
 import os
-import random
 import sys
 import tempfile
 from pathlib import Path
@@ -42,7 +41,12 @@ def parameters_of(nb: Any) -> dict[str, Any]:
 
 
 def run_chapter(src: Path, out: Path, params: dict[str, Any], prepare_only: bool = False) -> None:
-    """Convert a MyST chapter with jupytext and execute it with papermill into ``out``."""
+    """Convert a MyST chapter with jupytext and execute it with papermill into ``out``.
+
+    The notebook is written under a temporary name beside ``out`` and renamed only when
+    every cell has run, so a failed or killed run never leaves a notebook that looks
+    complete; temporaries of earlier killed runs are removed first.
+    """
     import jupytext
     import nbformat
     import papermill
@@ -59,18 +63,68 @@ def run_chapter(src: Path, out: Path, params: dict[str, Any], prepare_only: bool
         raise ValueError(f"unknown profile {params['profile']!r}; choose one of {PROFILES}")
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", suffix=".ipynb", dir=out.parent, delete=False) as fh:
-        nbformat.write(nb, fh)
-        tmp = fh.name
+    for stale in out.parent.glob(f".{out.stem}.*.partial.ipynb"):
+        stale.unlink()
+    fd, tmp_in = tempfile.mkstemp(suffix=".ipynb", prefix=f".{out.stem}.", dir=out.parent)
+    os.close(fd)
+    partial = out.with_name(f".{out.stem}.{os.getpid()}.partial.ipynb")
     try:
-        papermill.execute_notebook(tmp, str(out), parameters=params, kernel_name="python3", language="python",
-                                   cwd=str(src.parent), prepare_only=prepare_only, progress_bar=False)
+        nbformat.write(nb, tmp_in)
+        papermill.execute_notebook(tmp_in, str(partial), parameters=params, kernel_name="python3",
+                                   language="python", cwd=str(src.parent), prepare_only=prepare_only,
+                                   progress_bar=False)
+        os.replace(partial, out)
     finally:
-        os.unlink(tmp)
+        Path(tmp_in).unlink(missing_ok=True)
+        partial.unlink(missing_ok=True)
 
 
 def _parse_params(pairs: list[list[str]] | None) -> dict[str, Any]:
     return {k: yaml.safe_load(v) for k, v in (pairs or [])}
+
+
+def _stale(delete: bool) -> int:
+    """List (and with ``delete`` remove) stale records; corrupt ones are reported, never read."""
+    from vidattn import experiments  # noqa: F401  (registers every experiment)
+    from vidattn import store
+
+    recs, corrupt = store.scan_records()
+    for path, err in corrupt:
+        print(f"corrupt (skipped): {err}")
+    stale = [r for r in recs if store.is_stale(r)]
+    for rec in stale:
+        print(f"stale: {rec.path}")
+        if delete:
+            rec.path.unlink()
+    print(f"{len(stale)} stale record(s) of {len(recs)}; {len(corrupt)} corrupt (delete them by hand)")
+    return 0
+
+
+def _verify(sample: int | None, workers: int | None) -> int:
+    """Re-run current records from scratch; non-zero exit unless at least one ran and all matched."""
+    from vidattn import experiments  # noqa: F401  (registers every experiment)
+    from vidattn import store
+    from vidattn.paths import records_dir
+
+    recs, corrupt = store.scan_records()
+    for path, err in corrupt:
+        print(f"CORRUPT {err}")
+    current = [r for r in recs if not store.is_stale(r)]
+    if len(current) < len(recs):
+        print(f"{len(recs) - len(current)} stale record(s) not verified (vidattn store stale lists them)")
+    chosen = store.sample_records(current, sample)
+    results = store.verify(chosen, workers=workers or store.default_workers())
+    failed = 0
+    for rec, diff in results:
+        failed += bool(diff)
+        print(f"{'DIFF' if diff else 'OK  '} {rec.experiment} {rec.key}")
+        for name, (stored, fresh) in diff.items():
+            print(f"     {name}: stored {stored}, fresh {fresh}")
+    matched = len(results) - failed
+    print(f"{matched} matched, {failed} differed, {len(corrupt)} corrupt, in {records_dir()}")
+    if not results:
+        print("nothing was verified: no current record found", file=sys.stderr)
+    return 0 if results and not failed and not corrupt else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,8 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("store", help="inspect the result store")
     s.add_argument("action", choices=["stale", "verify"])
     s.add_argument("--delete", action="store_true", help="with stale: delete the stale records")
-    s.add_argument("--sample", type=int, default=2, help="with verify: how many records to re-run")
-    s.add_argument("--atol", type=float, default=1e-6, help="with verify: tolerance on each metric")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--sample", type=int, default=2, help="with verify: how many records to re-run (default 2)")
+    g.add_argument("--all", action="store_true", help="with verify: re-run every current record")
+    s.add_argument("--workers", type=int, default=None, help="with verify: parallel processes (one per core)")
     args = ap.parse_args(argv)
 
     if args.cmd == "run":
@@ -100,29 +156,10 @@ def main(argv: list[str] | None = None) -> int:
             params = {"profile": args.profile, **_parse_params(args.p)}
             print(f"[vidattn] {ch.name} ({args.profile})", flush=True)
             run_chapter(ch, args.out_dir / f"{ch.stem}.ipynb", params, args.prepare_only)
+    elif args.action == "stale":
+        return _stale(args.delete)
     else:
-        from vidattn import experiments  # noqa: F401  (registers every experiment)
-        from vidattn import store
-
-        if args.action == "stale":
-            stale = store.stale_records()
-            for rec in stale:
-                print(f"stale: {rec.path}")
-                if args.delete:
-                    rec.path.unlink()
-            print(f"{len(stale)} stale record(s) of {len(store.all_records())}")
-        else:
-            recs = store.all_records()
-            stale_keys = {r.key for r in store.stale_records()}
-            current = [r for r in recs if r.key not in stale_keys]
-            sample = random.Random(0).sample(current, min(args.sample, len(current)))
-            failed = 0
-            for rec, diff in store.verify(sample, args.atol):
-                status = "OK " if not diff else "DIFF"
-                failed += bool(diff)
-                print(f"{status} {rec.experiment} {rec.key} {diff if diff else ''}")
-            print(f"{len(sample) - failed} matched, {failed} differed")
-            return 1 if failed else 0
+        return _verify(None if args.all else args.sample, args.workers)
     return 0
 
 

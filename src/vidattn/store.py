@@ -1,19 +1,29 @@
 """Run records and the result store.
 
 Every experiment is a registered function ``fn(config) -> dict`` (see :func:`experiment`).
-:func:`run_or_load` returns its stored record or runs it and stores one. A record is a
-JSON file ``records/<experiment>/<key>.json`` holding the config, seed, metrics, curves,
-wall time, device, library versions, parameter count and FLOPs.
+:func:`run_or_load` returns its stored record or runs it and stores one;
+:func:`run_many` does the same for a list of configs, running the missing ones in
+parallel worker processes. A record is a JSON file ``records/<experiment>/<key>.json``
+holding the config, seed, metrics, curves, examples, per-clip outcomes, wall time,
+device and library versions.
+
+**Numerics.** Every run executes under :func:`vidattn.engine.determinism.fixed_numerics`
+(one intra-op thread on the CPU, deterministic kernels, float32), whatever the caller's
+thread settings, so a record reproduces bit for bit on any machine with the same
+library versions and CPU instruction set. Parallelism comes from worker processes,
+one run each, never from threads inside a run.
 
 **The staleness rule.** ``key = sha256(experiment name, canonical config, code
-fingerprint, torch and numpy versions, device type)``. The code fingerprint covers the
-normalised source of every package module imported (transitively) by the module that
-defines the experiment (:mod:`vidattn.fingerprint`), except the modules that store and
-present results without computing them (:data:`NON_RESULT_MODULES`). A record is served only when its
-key equals the key computed now, so a record is never served for a config, package
-code, library version or device type that could give a different result. Edits to
-comments and docstrings keep records valid. Records whose key no longer matches are
-*stale*: :func:`stale_records` lists them and the ``vidattn store`` command prunes them.
+fingerprint, environment)``, where the environment is the library versions, device
+type, CPU instruction set and thread count (:func:`vidattn.engine.determinism.environment`).
+The code fingerprint covers the normalised source of every package module imported
+(transitively) by the module that defines the experiment (:mod:`vidattn.fingerprint`),
+except the modules that store and present results without computing them
+(:data:`NON_RESULT_MODULES`). A record is served only when its key equals the key
+computed now. Edits to comments and docstrings keep records valid. Records whose key
+no longer matches are *stale*: :func:`stale_records` lists them and ``vidattn store
+stale --delete`` prunes them. Caches that feed results (for example a trained backbone
+shared by several runs) use the same rule through :func:`content_key`.
 
 Setting ``VIDATTN_RETRAIN=1`` re-runs every experiment and overwrites its record.
 
@@ -22,31 +32,42 @@ file named after the record key (``data/checkpoints/<experiment>/<key>-<tag>.pt`
 interrupted experiment, run again with the same config and code, resumes from it; a
 changed config or code has a different key and starts afresh. Checkpoints are deleted
 once the record is written.
+
+**Verification.** :func:`verify` re-runs records from scratch in a scratch data folder
+(no suite, backbone or checkpoint cache is read) and compares metrics, curves, examples
+and per-clip outcomes exactly; only speed measurements are exempt.
 """
 from __future__ import annotations
 
+import concurrent.futures as cf
 import datetime as _dt
 import importlib
 import json
 import math
+import multiprocessing as mp
 import os
 import platform
+import random
+import tempfile
 import time
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
-import numpy as np
 import torch
 
+from vidattn.engine.determinism import environment, fixed_numerics
 from vidattn.fingerprint import canonical_json, code_fingerprint, sha256
 from vidattn.paths import data_dir, records_dir
 
 ExperimentFn = Callable[[dict[str, Any]], dict[str, Any]]
-# these only store, tabulate or plot results: editing them cannot change a metric
-NON_RESULT_MODULES = ("vidattn.store", "vidattn.tables", "vidattn.plotting", "vidattn.cli")
-# metrics that measure speed rather than results: reported, never verified
+# these only store, tabulate, test or plot results: editing them cannot change a metric
+NON_RESULT_MODULES = ("vidattn.store", "vidattn.tables", "vidattn.plotting", "vidattn.cli", "vidattn.stats",
+                      "vidattn.gates")
+# metrics and curves that measure speed rather than results: reported, never verified
 TIMING_SUFFIXES = ("_per_second", "_seconds")
+RESULT_PARTS = ("metrics", "curves", "examples", "per_clip")
 EXPERIMENTS: dict[str, ExperimentFn] = {}
 _RUNNING: list[tuple[str, str]] = []  # (experiment, key) of the experiment being run
 
@@ -63,16 +84,20 @@ def experiment(name: str) -> Callable[[ExperimentFn], ExperimentFn]:
     return wrap
 
 
-def versions() -> dict[str, str]:
-    return {"torch": torch.__version__.split("+")[0], "numpy": np.__version__}
+def content_key(label: str, config: dict[str, Any], module: str, device_type: str = "cpu") -> str:
+    """sha256 of a label, a config, the code fingerprint of ``module`` and the environment.
 
-
-def record_key(name: str, config: dict[str, Any], device_type: str = "cpu") -> str:
-    fn = _experiment(name)
-    code = code_fingerprint([fn.__module__], exclude=NON_RESULT_MODULES)
-    payload = canonical_json({"experiment": name, "config": config, "code": code, "versions": versions(),
-                              "device": device_type})
+    The key of every record and of every cache that feeds one.
+    """
+    code = code_fingerprint([module], exclude=NON_RESULT_MODULES)
+    payload = canonical_json({"experiment": label, "config": config, "code": code,
+                              "environment": environment(device_type)})
     return sha256(payload)[:20]
+
+
+def record_key(name: str, config: dict[str, Any], device_type: str | None = None) -> str:
+    device_type = device_type or device_type_of(config)
+    return content_key(name, config, _experiment(name).__module__, device_type)
 
 
 def _experiment(name: str) -> ExperimentFn:
@@ -91,9 +116,9 @@ class Record:
     result: dict[str, Any]
     wall_seconds: float
     device: str
-    versions: dict[str, str]
+    versions: dict[str, Any]
     created: str
-    path: Path | None = None
+    path: Path | None = field(default=None, compare=False)
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -103,16 +128,21 @@ class Record:
     def curves(self) -> dict[str, list[float]]:
         return self.result.get("curves", {})
 
+    @property
+    def per_clip(self) -> dict[str, list[int]]:
+        """Per test clip outcomes (1 = correct) of each accuracy metric, in test-set order."""
+        return self.result.get("per_clip", {})
+
     def to_json(self) -> str:
         d = {k: v for k, v in self.__dict__.items() if k != "path"}
-        return json.dumps(d, indent=1, sort_keys=True, default=float)
+        return json.dumps(d, indent=1, sort_keys=True)
 
 
 def _record_path(name: str, key: str) -> Path:
     return records_dir() / name / f"{key}.json"
 
 
-def _device_type(config: dict[str, Any]) -> str:
+def device_type_of(config: dict[str, Any]) -> str:
     dev = str(config.get("device", "cpu"))
     if dev == "auto":
         dev = "cuda" if torch.cuda.is_available() else "cpu"
@@ -123,40 +153,105 @@ def load_record(path: Path) -> Record:
     try:
         d = json.loads(path.read_text())
         return Record(path=path, **d)
-    except (json.JSONDecodeError, TypeError) as e:
-        raise ValueError(f"run record {path} is corrupt ({e}); delete it to re-run the experiment") from e
+    except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as e:
+        raise CorruptRecordError(f"run record {path} is corrupt ({e}); delete it to re-run the experiment") from e
+
+
+class CorruptRecordError(ValueError):
+    """A record file that is not a valid record."""
+
+
+def _normalise(result: dict[str, Any]) -> dict[str, Any]:
+    """The result as it reads back from JSON (tuples become lists, numpy floats floats)."""
+    unknown = set(result) - set(RESULT_PARTS)
+    if unknown:
+        raise ValueError(f"an experiment result has unknown part(s) {sorted(unknown)}; known: {RESULT_PARTS}")
+    return json.loads(json.dumps(result, sort_keys=True, default=float))
+
+
+def execute(name: str, config: dict[str, Any]) -> tuple[dict[str, Any], float]:
+    """Run experiment ``name`` under the engine's fixed numerics: (normalised result, seconds)."""
+    fn = _experiment(name)
+    t0 = time.perf_counter()
+    with fixed_numerics(device_type_of(config)):
+        result = fn(dict(config))
+    wall = time.perf_counter() - t0
+    _check_finite(name, result)
+    return _normalise(result), wall
 
 
 def run_or_load(name: str, config: dict[str, Any], *, force: bool = False) -> Record:
     """The stored record of experiment ``name`` under ``config``, running it on a miss."""
-    fn = _experiment(name)
-    key = record_key(name, config, _device_type(config))
+    key = record_key(name, config)
     path = _record_path(name, key)
     force = force or os.environ.get("VIDATTN_RETRAIN") == "1"
     if path.is_file() and not force:
         rec = load_record(path)
         if rec.key == key:
             return rec
-    t0 = time.perf_counter()
     _RUNNING.append((name, key))
     try:
-        result = fn(dict(config))
+        result, wall = execute(name, config)
     finally:
         _RUNNING.pop()
-    wall = time.perf_counter() - t0
-    _check_finite(name, result)
+    dev = device_type_of(config)
     rec = Record(
         experiment=name, key=key, config=json.loads(canonical_json(config)), result=result, wall_seconds=wall,
-        device=_describe_device(_device_type(config)), versions=versions(),
+        device=_describe_device(dev), versions=environment(dev),
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), path=path,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(rec.to_json())
     os.replace(tmp, path)
     for ckpt in _checkpoint_dir(name).glob(f"{key}-*.pt"):
         ckpt.unlink()
     return rec
+
+
+def default_workers() -> int:
+    """Worker processes for :func:`run_many`: ``$VIDATTN_WORKERS``, else one per core."""
+    env = os.environ.get("VIDATTN_WORKERS")
+    if env:
+        if not env.isdigit() or int(env) < 1:
+            raise ValueError(f"VIDATTN_WORKERS must be a positive integer, got {env!r}")
+        return int(env)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _worker(name: str, config: dict[str, Any], module: str) -> str:
+    importlib.import_module(module)  # registers the experiment in the fresh process
+    return str(run_or_load(name, config).path)
+
+
+def run_many(name: str, configs: list[dict[str, Any]], workers: int | None = None, log: bool = True
+             ) -> list[Record]:
+    """The records of ``configs`` (in order); the missing ones run in parallel worker processes.
+
+    Each worker runs one experiment at a time with one intra-op thread, so the records
+    are the same as :func:`run_or_load` would write in this process, only sooner. Runs
+    on CUDA or under ``torchrun`` execute here, one after the other.
+    """
+    force = os.environ.get("VIDATTN_RETRAIN") == "1"
+    keys = [record_key(name, c) for c in configs]
+    missing = [i for i, k in enumerate(keys) if force or not _record_path(name, k).is_file()]
+    workers = default_workers() if workers is None else workers
+    serial = (workers <= 1 or len(missing) <= 1 or int(os.environ.get("WORLD_SIZE", "1")) > 1
+              or any(device_type_of(configs[i]) != "cpu" for i in missing))
+    module = _experiment(name).__module__
+    t0 = time.perf_counter()
+    if missing and not serial:
+        ctx = mp.get_context("spawn")
+        with cf.ProcessPoolExecutor(max_workers=min(workers, len(missing)), mp_context=ctx) as pool:
+            futures = {pool.submit(_worker, name, configs[i], module): i for i in missing}
+            for n, fut in enumerate(cf.as_completed(futures), 1):
+                fut.result()  # re-raises a worker's error here
+                if log:
+                    print(f"[vidattn] {name}: {n}/{len(missing)} runs done, {time.perf_counter() - t0:.0f} s",
+                          flush=True)
+    if serial:
+        return [run_or_load(name, c) for c in configs]
+    return [load_record(_record_path(name, k)) for k in keys]
 
 
 def _checkpoint_dir(name: str) -> Path:
@@ -180,41 +275,109 @@ def _check_finite(name: str, result: dict[str, Any]) -> None:
 def _describe_device(kind: str) -> str:
     if kind == "cuda" and torch.cuda.is_available():
         return torch.cuda.get_device_name()
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    return (f"cpu ({platform.processor() or platform.machine()}, "
+            f"{torch.backends.cpu.get_cpu_capability()}, {environment('cpu')['threads']} thread per run)")
+
+
+def scan_records(name: str | None = None) -> tuple[list[Record], list[tuple[Path, str]]]:
+    """Every readable record, and every corrupt record file with its error."""
+    root = records_dir()
+    pattern = f"{name}/*.json" if name else "**/*.json"
+    good, bad = [], []
+    for p in sorted(root.glob(pattern)):
+        try:
+            good.append(load_record(p))
+        except CorruptRecordError as e:
+            bad.append((p, str(e)))
+    return good, bad
 
 
 def all_records(name: str | None = None) -> list[Record]:
-    root = records_dir()
-    pattern = f"{name}/*.json" if name else "**/*.json"
-    return [load_record(p) for p in sorted(root.glob(pattern))]
+    """Every record (raises :class:`CorruptRecordError` on a corrupt file)."""
+    good, bad = scan_records(name)
+    if bad:
+        raise CorruptRecordError(bad[0][1])
+    return good
+
+
+def is_stale(rec: Record) -> bool:
+    """Whether ``rec``'s key differs from the key of its config under the current code."""
+    if rec.experiment not in EXPERIMENTS:
+        try:
+            _experiment(rec.experiment)
+        except ValueError:
+            return True
+    return record_key(rec.experiment, rec.config) != rec.key
 
 
 def stale_records() -> list[Record]:
-    """Records whose key no longer matches their experiment under the current code."""
-    out = []
-    for rec in all_records():
-        if rec.experiment not in EXPERIMENTS:
-            out.append(rec)
-            continue
-        if record_key(rec.experiment, rec.config, _device_type(rec.config)) != rec.key:
-            out.append(rec)
-    return out
+    """Readable records whose key no longer matches their experiment under the current code."""
+    return [r for r in scan_records()[0] if is_stale(r)]
 
 
-def verify(records: Iterable[Record], atol: float = 1e-6) -> list[tuple[Record, dict[str, tuple[float, float]]]]:
-    """Re-run each record's experiment and return the metrics that differ by more than ``atol``.
+@contextmanager
+def scratch_data_dir() -> Iterator[Path]:
+    """Run with an empty data folder (no suite, cache or checkpoint is read); records stay put."""
+    keep = {k: os.environ.get(k) for k in ("VIDATTN_DATA_DIR", "VIDATTN_RECORDS_DIR")}
+    os.environ["VIDATTN_RECORDS_DIR"] = str(records_dir())
+    with tempfile.TemporaryDirectory(prefix="vidattn-verify-") as tmp:
+        os.environ["VIDATTN_DATA_DIR"] = tmp
+        try:
+            yield Path(tmp)
+        finally:
+            for k, v in keep.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
+def _is_timing(name: str) -> bool:
+    return name.endswith(TIMING_SUFFIXES)
+
+
+def compare_results(stored: dict[str, Any], fresh: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Exact differences between two normalised results, by ``part/name`` (timings exempt)."""
+    diff: dict[str, tuple[Any, Any]] = {}
+    for part in RESULT_PARTS:
+        a, b = stored.get(part, {}), fresh.get(part, {})
+        for k in sorted(set(a) | set(b)):
+            if _is_timing(k):
+                continue
+            if canonical_json(a.get(k)) != canonical_json(b.get(k)):
+                diff[f"{part}/{k}"] = (_short(a.get(k)), _short(b.get(k)))
+    return diff
+
+
+def _short(v: Any) -> Any:
+    text = json.dumps(v)
+    return v if len(text) <= 60 else text[:57] + "..."
+
+
+def _verify_one(name: str, config: dict[str, Any], module: str) -> dict[str, Any]:
+    importlib.import_module(module)
+    with scratch_data_dir():
+        return execute(name, config)[0]
+
+
+def verify(records: Iterable[Record], workers: int = 1) -> list[tuple[Record, dict[str, tuple[Any, Any]]]]:
+    """Re-run each record from scratch (no caches) and return its exact differences.
 
     Speed measurements (names ending in :data:`TIMING_SUFFIXES`) are not compared.
+    With ``workers`` > 1 the re-runs go to parallel worker processes.
     """
-    bad = []
-    for rec in records:
-        fresh = _experiment(rec.experiment)(dict(rec.config))
-        diff = {}
-        for k, v in rec.metrics.items():
-            if k.endswith(TIMING_SUFFIXES):
-                continue
-            w = fresh.get("metrics", {}).get(k)
-            if not isinstance(v, (int, float)) or w is None or abs(float(v) - float(w)) > atol:
-                diff[k] = (v, w)
-        bad.append((rec, diff))
-    return bad
+    records = list(records)
+    modules = [_experiment(r.experiment).__module__ for r in records]
+    if workers > 1 and len(records) > 1:
+        with cf.ProcessPoolExecutor(max_workers=min(workers, len(records)), mp_context=mp.get_context("spawn")) as p:
+            fresh = list(p.map(_verify_one, [r.experiment for r in records], [r.config for r in records], modules))
+    else:
+        fresh = [_verify_one(r.experiment, r.config, m) for r, m in zip(records, modules)]
+    return [(r, compare_results(r.result, f)) for r, f in zip(records, fresh)]
+
+
+def sample_records(records: list[Record], n: int | None, seed: int = 0) -> list[Record]:
+    """``n`` records drawn with a fixed seed (all of them when ``n`` is None)."""
+    if n is None or n >= len(records):
+        return list(records)
+    return random.Random(seed).sample(records, n)

@@ -2,11 +2,19 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
+from vidattn.gates import NOT_LEARNED, GateResult
+from vidattn.stats import Comparison
 from vidattn.store import Record
+
+# one place sets how every chapter displays tables: never truncate a cell, a row or a column
+pd.set_option("display.max_colwidth", None)
+pd.set_option("display.max_rows", None)
+pd.set_option("display.max_columns", None)
+pd.set_option("display.width", None)
 
 def aggregate(records: Iterable[Record], by: list[str], metrics: list[str]) -> pd.DataFrame:
     """Mean and std over seeds: one row per value of the ``by`` config fields."""
@@ -46,38 +54,34 @@ def paper_vs_ours(rows: list[dict[str, Any]], label: str) -> pd.DataFrame:
     return pd.DataFrame(out).set_index("")
 
 
-VERDICTS = ("reproduced", "not reproduced", "inconclusive")
+# the ledger's vocabulary; "not reproduced" is for exact computations (counts, costs) only
+VERDICT_KINDS = ("reproduced", "reversed", "no effect detected", "not run here", NOT_LEARNED, "not reproduced")
+
+
+def verdict_kind(verdict: str) -> str:
+    """The kind a verdict text starts with (raises for anything outside the vocabulary)."""
+    for kind in VERDICT_KINDS:
+        if verdict == kind or verdict.startswith(kind + " "):
+            return kind
+    raise ValueError(f"verdict {verdict!r} is not one of {VERDICT_KINDS}")
+
+
+def claim_from(text: str, comparison: Comparison, gates: Sequence[GateResult] = ()) -> dict[str, str]:
+    """A ledger row from a paired comparison; a failed gate replaces the verdict."""
+    failed = [g.gate.name for g in gates if not g.passed]
+    verdict = NOT_LEARNED if failed else comparison.verdict
+    evidence = comparison.evidence + (f" (gate failed: {', '.join(failed)})" if failed else "")
+    return {"claim": text, "evidence": evidence, "verdict": verdict}
 
 
 def claims_ledger(claims: list[dict[str, str]]) -> pd.DataFrame:
     """The chapter's closing table: claim, our evidence, verdict (validated)."""
     for c in claims:
-        if c.get("verdict") not in VERDICTS:
-            raise ValueError(f"verdict {c.get('verdict')!r} for claim {c.get('claim')!r} is not one of {VERDICTS}")
+        verdict_kind(str(c.get("verdict")))
     return pd.DataFrame(claims, columns=["claim", "evidence", "verdict"]).set_index("claim")
 
 
-def verdict(higher: Iterable[float], lower: Iterable[float], z: float = 2.0, min_difference: float = 0.0
-            ) -> tuple[str, str]:
-    """Verdict on "``higher`` beats ``lower``" from per-seed values, and the evidence as text.
-
-    The difference of means is compared with its standard error over seeds (Welch) and
-    with ``min_difference`` (for example twice the test set's sampling std, which seeds
-    sharing one test set do not show): beyond both in the claimed direction the claim is
-    *reproduced*, beyond both against it *not reproduced*, otherwise *inconclusive*.
-    """
-    a, b = [float(x) for x in higher], [float(x) for x in lower]
-    if len(a) < 2 or len(b) < 2:
-        return "inconclusive", "fewer than 2 seeds"
-    ma, mb = sum(a) / len(a), sum(b) / len(b)
-    va = sum((x - ma) ** 2 for x in a) / (len(a) - 1)
-    vb = sum((x - mb) ** 2 for x in b) / (len(b) - 1)
-    se = math.sqrt(va / len(a) + vb / len(b))
-    diff = ma - mb
-    score = diff / se if se > 0 else math.copysign(math.inf, diff) if diff else 0.0
-    text = f"{ma:.1f} vs {mb:.1f} (difference {diff:+.1f}, {score:+.1f} standard errors)"
-    if score > z and diff > min_difference:
-        return "reproduced", text
-    if score < -z and diff < -min_difference:
-        return "not reproduced", text
-    return "inconclusive", text
+def verdict_counts(ledger: pd.DataFrame) -> dict[str, int]:
+    """How many claims of each kind a ledger holds."""
+    kinds = [verdict_kind(v) for v in ledger["verdict"]]
+    return {k: kinds.count(k) for k in VERDICT_KINDS if k in kinds}

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from vidattn.data.synthetic import SuiteConfig, generate
+from vidattn.files import CorruptFileError
 from vidattn.fingerprint import canonical_json, code_fingerprint, sha256
 from vidattn.paths import data_dir
 
@@ -59,9 +60,9 @@ def suite_config(name: str, **overrides: Any) -> SuiteConfig:
 
 
 def suite_key(cfg: SuiteConfig) -> str:
-    """Cache key: the config and the generator's code."""
+    """Cache key: the config, the generator's code and numpy's version (its random streams)."""
     code = code_fingerprint(["vidattn.data.synthetic"])
-    return sha256(canonical_json(cfg) + code)[:16]
+    return sha256(canonical_json(cfg) + code + np.__version__)[:16]
 
 
 @dataclass
@@ -99,11 +100,14 @@ def load_split(cfg: SuiteConfig, split: str, root: Path | None = None, cache: bo
     folder = (root or data_dir() / "suites") / f"{cfg.name}-{suite_key(cfg)}"
     path = folder / f"{split}.npz"
     if cache and path.is_file():
-        with np.load(path) as z:
-            videos, masks, labels = z["videos"], np.unpackbits(z["masks"], axis=-1).astype(bool), z["labels"]
-        masks = masks[..., : cfg.size]
-        meta = json.loads((folder / f"{split}.meta.json").read_text())
-        return SuiteArrays(videos, masks, labels, meta, cfg)
+        try:
+            with np.load(path) as z:
+                videos, masks, labels = z["videos"], np.unpackbits(z["masks"], axis=-1).astype(bool), z["labels"]
+            meta = json.loads((folder / f"{split}.meta.json").read_text())
+        except Exception as e:  # truncated zip, missing member, bad JSON
+            raise CorruptFileError(f"suite cache {path} is corrupt or truncated ({type(e).__name__}); delete "
+                                   f"{folder} and run again (it is regenerated)") from None
+        return SuiteArrays(videos, masks[..., : cfg.size], labels, meta, cfg)
     arrays = generate_split(cfg, split)
     if cache:
         folder.mkdir(parents=True, exist_ok=True)

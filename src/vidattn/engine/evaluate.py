@@ -101,19 +101,35 @@ def per_class_accuracy(logits: torch.Tensor, labels: torch.Tensor, num_classes: 
         return 100.0 * np.diag(cm) / cm.sum(1)
 
 
+def pair_outcomes(logits: torch.Tensor, labels: torch.Tensor, partner: Sequence[int | None]) -> torch.Tensor:
+    """For each clip of a paired class (in test order), whether its class outscores its partner."""
+    rows = [i for i, y in enumerate(labels.tolist()) if partner[y] is not None]
+    if not rows:
+        raise ValueError("no clip of a class with a reversal partner")
+    y = labels[rows]
+    p = torch.tensor([partner[int(c)] for c in y], dtype=torch.long)
+    own = logits[rows].gather(1, y[:, None]).squeeze(1)
+    other = logits[rows].gather(1, p[:, None]).squeeze(1)
+    return own > other
+
+
 def pair_accuracy(logits: torch.Tensor, labels: torch.Tensor, partner: Sequence[int | None]) -> float:
     """Accuracy in percent on clips of paired classes, choosing only between a class and its partner.
 
     This isolates order: a model blind to time order scores 50 % in expectation.
     """
-    rows = [i for i, y in enumerate(labels.tolist()) if partner[y] is not None]
-    if not rows:
-        raise ValueError("no clip of a class with a reversal partner")
-    y = labels[rows]
-    p = torch.tensor([partner[int(c)] for c in y])
-    own = logits[rows].gather(1, y[:, None]).squeeze(1)
-    other = logits[rows].gather(1, p[:, None]).squeeze(1)
-    return 100.0 * (own > other).float().mean().item()
+    return 100.0 * pair_outcomes(logits, labels, partner).float().mean().item()
+
+
+def per_clip_outcomes(logits: torch.Tensor, labels: torch.Tensor, partner: Sequence[int | None] | None = None
+                      ) -> dict[str, list[int]]:
+    """Per test clip, 1 if right: ``ordered_top1`` for every clip and, when ``partner`` is
+    given, ``ordered_pair`` for the clips of paired classes (the outcomes behind
+    :func:`topk_accuracy` and :func:`pair_accuracy`, for paired tests between models)."""
+    out = {"ordered_top1": (logits.argmax(1) == labels).int().tolist()}
+    if partner is not None:
+        out["ordered_pair"] = pair_outcomes(logits, labels, partner).int().tolist()
+    return out
 
 
 def order_robustness(

@@ -3,7 +3,7 @@
 Features: optimisers and schedules from :class:`TrainConfig` (SGD + step, SGD/AdamW +
 cosine, linear warm-up), bf16 autocast on CUDA, gradient clipping, an epoch checkpoint
 that makes an interrupted run resume to exactly the result of an uninterrupted one,
-deterministic CPU mode, DDP under ``torchrun`` (gloo on CPU, NCCL on GPU) with the same
+DDP under ``torchrun`` (gloo on CPU, NCCL on GPU) with the same
 global batch as a single process, and a clear error on a non-finite loss.
 
 Batch order is a pure function of ``(seed, epoch)``: each epoch draws a permutation from
@@ -15,7 +15,6 @@ single-process update on the whole global batch (for models without batch statis
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from torch.utils.data import Dataset, default_collate
 from tqdm.auto import tqdm
 
 from vidattn.engine.distributed import DistInfo, dist_info
+from vidattn.files import load_tensors, save_atomic
 from vidattn.fingerprint import canonical_json
 
 LossFn = Callable[[nn.Module, dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, float]]]
@@ -53,7 +53,6 @@ class TrainConfig:
     clip_grad: float | None = None
     amp_bf16: bool = True  # only takes effect on CUDA
     seed: int = 0
-    deterministic: bool = True
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("adamw", "sgd"):
@@ -72,12 +71,9 @@ class TrainResult:
     resumed_from_epoch: int = 0
 
 
-def seed_everything(seed: int, deterministic: bool = True) -> None:
-    """Seed torch (CPU and CUDA) and switch on deterministic kernels."""
+def seed_everything(seed: int) -> None:
+    """Seed torch's generators (CPU and CUDA)."""
     torch.manual_seed(seed)
-    if deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def classification_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
@@ -131,13 +127,6 @@ def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
-def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
 def fit(
     model: nn.Module,
     train_set: Dataset,
@@ -169,7 +158,7 @@ def fit(
     ckpt_path = Path(checkpoint) if checkpoint else None
     cfg_json = canonical_json(cfg)
     if ckpt_path and ckpt_path.is_file():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        state = load_tensors(ckpt_path, "training checkpoint")
         if state["config"] != cfg_json:
             raise ValueError(f"checkpoint {ckpt_path} was written by a different TrainConfig; delete it or "
                              f"use another path (stored {state['config']}, now {cfg_json})")
@@ -224,7 +213,7 @@ def fit(
         result.history.append(row)
         if ckpt_path and info.rank == 0:
             keys = sorted(result.history[0])
-            _save_checkpoint(ckpt_path, {
+            save_atomic(ckpt_path, {
                 "config": cfg_json,
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),

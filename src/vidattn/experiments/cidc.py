@@ -11,8 +11,10 @@ of Fig. 1 and 4 point.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -20,14 +22,15 @@ from torch.utils.data import Dataset
 
 from vidattn.data.suites import ClipDataset, load_split, suite_config
 from vidattn.data.synthetic import SuiteConfig
-from vidattn.engine.evaluate import mass_in_mask, order_robustness, per_class_accuracy, pointing_game, predict
+from vidattn.engine.evaluate import (mass_in_mask, order_robustness, per_class_accuracy, per_clip_outcomes,
+                                     pointing_game, predict)
 from vidattn.engine.train import TrainConfig, fit, seed_everything
-from vidattn.fingerprint import canonical_json, code_fingerprint, sha256
+from vidattn.files import load_tensors, save_atomic
 from vidattn.flops import count_macs, count_params
 from vidattn.models.cidc import CIDCHead, GAPHead, VideoClassifier, build_head, spatial_attention
 from vidattn.models.resnet3d import ResNet3d50, TinyI3D
 from vidattn.paths import data_dir
-from vidattn.store import NON_RESULT_MODULES, checkpoint_path, experiment
+from vidattn.store import checkpoint_path, content_key, device_type_of, experiment
 
 
 def suite_of(config: dict[str, Any]) -> SuiteConfig:
@@ -61,35 +64,58 @@ def event_swap_partners(cfg: SuiteConfig) -> list[int | None]:
     return out
 
 
-def _stage1_key(config: dict[str, Any]) -> str:
-    fields = {k: config.get(k) for k in ("suite", "suite_overrides", "backbone", "backbone_train", "seed")}
-    fields["device"] = str(config["device"]).split(":")[0]
-    return sha256(canonical_json(fields) + code_fingerprint([__name__], exclude=NON_RESULT_MODULES))[:20]
+STAGE1_FIELDS = ("suite", "suite_overrides", "backbone", "backbone_train", "dropout", "seed", "device")
 
 
-def pretrained_backbone(config: dict[str, Any], cfg: SuiteConfig, train_set: Dataset) -> tuple[VideoClassifier, dict]:
-    """Stage 1: backbone + GAP head trained on ``train_set``, cached on disk by config and code.
+def stage1_key(config: dict[str, Any]) -> str:
+    """Key of the stage-1 backbone: its config, this module's code and the environment, as a record's."""
+    fields = {k: config.get(k) for k in STAGE1_FIELDS}
+    return content_key("cidc/backbone", fields, __name__, device_type_of(config))
 
-    The cache holds weights only and is read with ``weights_only=True``; a changed config or
-    changed code gives a new key, so a stale backbone is never served.
+
+def stage1_path(config: dict[str, Any]) -> Path:
+    return data_dir() / "cache" / "cidc-backbones" / f"{stage1_key(config)}.pt"
+
+
+def control_classes(cfg: SuiteConfig) -> list[int]:
+    """Indices of the order-free control classes (no reversal partner)."""
+    return [i for i, c in enumerate(cfg.classes) if c.partner is None]
+
+
+def pretrained_backbone(config: dict[str, Any], cfg: SuiteConfig, train_set: Dataset, test: Dataset
+                        ) -> tuple[VideoClassifier, dict[str, Any]]:
+    """Stage 1: backbone + GAP head trained on ``train_set``, cached on disk under :func:`stage1_key`.
+
+    Every epoch also scores the test clips (top-1, and top-1 on the order-free controls), the
+    learning curve the chapter's gate reads. The cache holds weights and curves only and
+    is read with ``weights_only=True``; a changed config, code or environment gives a
+    new key, so a stale backbone is never served.
     """
     seed_everything(config["seed"])
     backbone = build_backbone(config["backbone"])
     model = VideoClassifier(backbone, GAPHead(backbone.channels, cfg.num_classes, config.get("dropout", 0.6)))
-    path = data_dir() / "cache" / "cidc-backbones" / f"{_stage1_key(config)}.pt"
+    path = stage1_path(config)
     if path.is_file():
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_tensors(path, "CIDC backbone cache")
         model.load_state_dict(state["model"])
-        return model, {"clips_per_second": float(state["clips_per_second"]), "loss": state["loss"].tolist()}
+        return model, {k: v.tolist() if isinstance(v, torch.Tensor) else v for k, v in state.items() if k != "model"}
+    controls = control_classes(cfg)
+
+    def held_out(m: nn.Module, epoch: int) -> dict[str, float]:
+        logits, labels = predict(m, test, device=config["device"])
+        acc = per_class_accuracy(logits, labels, cfg.num_classes)
+        m.train()
+        return {"test_top1": float((logits.argmax(1) == labels).float().mean() * 100),
+                "test_control_top1": float(np.mean(acc[controls]))}
+
     tcfg = TrainConfig(**config["backbone_train"], seed=config["seed"])
-    res = fit(model, train_set, tcfg, device=config["device"], checkpoint=checkpoint_path("backbone"))
+    res = fit(model, train_set, tcfg, device=config["device"], checkpoint=checkpoint_path("backbone"),
+              epoch_end=held_out)
     model.cpu()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    loss = torch.tensor([h["train_loss"] for h in res.history])
-    torch.save({"model": model.state_dict(), "clips_per_second": res.clips_per_second, "loss": loss}, tmp)
-    tmp.replace(path)
-    return model, {"clips_per_second": res.clips_per_second, "loss": loss.tolist()}
+    curves = {k: torch.tensor([h[k] for h in res.history], dtype=torch.float64)
+              for k in ("train_loss", "test_top1", "test_control_top1")}
+    save_atomic(path, {"model": model.state_dict(), "clips_per_second": res.clips_per_second, **curves})
+    return model, {"clips_per_second": res.clips_per_second, **{k: v.tolist() for k, v in curves.items()}}
 
 
 class FeatureSet(Dataset):
@@ -152,7 +178,12 @@ def localisation(model: VideoClassifier, test: ClipDataset, device: str, n: int 
                  ) -> tuple[dict[str, float], dict[str, list]]:
     """Pointing game (1-px tolerance) and mass in mask of every map, against the representative frame of
     each output step (the middle frame of its sub-clip), on the first ``n`` test clips; and the maps of
-    the first four clips (for the figures)."""
+    the first four clips (for the figures).
+
+    The chance level of the pointing game depends on a map's resolution (a coarse map's
+    maximum, upsampled, lands on a cell centre), so each map gets its own: the mean
+    score of 10 seeded uniform random maps of the same shape.
+    """
     model.to(device)
     idx = range(min(n, len(test)))
     video = torch.stack([test[i]["video"] for i in idx]).to(device)
@@ -162,20 +193,26 @@ def localisation(model: VideoClassifier, test: ClipDataset, device: str, n: int 
     step = masks.shape[1] // T_out
     rep = masks[:, step // 2 :: step][:, :T_out]
     out: dict[str, float] = {}
+    g = torch.Generator().manual_seed(0)
     for name, m in maps.items():
         out[f"pointing_{name}"] = pointing_game(m, rep, tolerance=1)
+        out[f"pointing_chance_{name}"] = float(np.mean([
+            pointing_game(torch.rand(m.shape, generator=g), rep, tolerance=1) for _ in range(10)]))
         mm = mass_in_mask(m, rep)
         out[f"mass_in_mask_{name}"] = mm["mass_in_mask"]
         out["mass_in_mask_chance"] = mm["chance"]
     return out, {k: v[:4].round(decimals=4).tolist() for k, v in maps.items()}
 
 
-def _metrics(model: VideoClassifier, test: ClipDataset, cfg: SuiteConfig, device: str) -> dict[str, float]:
-    metrics = order_robustness(model, test, [c.partner for c in cfg.classes], device=device)
+def _metrics(model: VideoClassifier, test: ClipDataset, cfg: SuiteConfig, device: str
+             ) -> tuple[dict[str, float], dict[str, list[int]]]:
+    partner = [c.partner for c in cfg.classes]
+    metrics = order_robustness(model, test, partner, device=device)
     logits, labels = predict(model, test, device=device)
     for i, acc in enumerate(per_class_accuracy(logits, labels, cfg.num_classes)):
         metrics[f"class_acc_{i}"] = float(acc)
-    return metrics
+    metrics["control_top1"] = float(np.mean([metrics[f"class_acc_{i}"] for i in control_classes(cfg)]))
+    return metrics, per_clip_outcomes(logits, labels, partner)
 
 
 @experiment("cidc/train")
@@ -189,10 +226,12 @@ def train(config: dict[str, Any]) -> dict[str, Any]:
     cfg = suite_of(config)
     train_set, test = ClipDataset(load_split(cfg, "train")), ClipDataset(load_split(cfg, "test"))
     device = config["device"]
-    model, stage1 = pretrained_backbone(config, cfg, train_set)
+    model, stage1 = pretrained_backbone(config, cfg, train_set, test)
     head_spec = dict(config["head"])
     name = head_spec.pop("name")
-    curves: dict[str, Sequence[float]] = {"backbone_loss": stage1["loss"]}
+    curves: dict[str, Sequence[float]] = {"backbone_loss": stage1["train_loss"],
+                                          "backbone_test_top1": stage1["test_top1"],
+                                          "backbone_test_control_top1": stage1["test_control_top1"]}
     metrics: dict[str, float] = {"backbone_clips_per_second": stage1["clips_per_second"]}
     if name != "gap":
         seed_everything(config["seed"])
@@ -209,7 +248,8 @@ def train(config: dict[str, Any]) -> dict[str, Any]:
         model = VideoClassifier(model.backbone, head)
         curves["head_loss"] = [h["train_loss"] for h in res.history]
         metrics["head_clips_per_second"] = res.clips_per_second
-    metrics.update(_metrics(model, test, cfg, device))
+    scores, per_clip = _metrics(model, test, cfg, device)
+    metrics.update(scores)
     examples: dict[str, Any] = {}
     if cfg.distractors or cfg.background == "pan":
         scores, examples["maps"] = localisation(model, test, device)
@@ -222,4 +262,4 @@ def train(config: dict[str, Any]) -> dict[str, Any]:
     if name == "cidc":
         examples["kernels"] = [[u.temporal.kernel()[:8].detach().round(decimals=4).tolist() for u in branch]
                               for branch in model.head.streams[0].branches]
-    return {"metrics": metrics, "curves": curves, "examples": examples}
+    return {"metrics": metrics, "curves": curves, "examples": examples, "per_clip": per_clip}

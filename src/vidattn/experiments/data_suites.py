@@ -6,7 +6,8 @@ from typing import Any
 import torch
 
 from vidattn.data.suites import ClipDataset, load_split, suite_config
-from vidattn.engine.evaluate import mass_in_mask, order_robustness, pointing_game, predict, topk_accuracy
+from vidattn.engine.evaluate import (mass_in_mask, order_robustness, per_clip_outcomes, pointing_game, predict,
+                                     topk_accuracy)
 from vidattn.engine.train import TrainConfig, fit, seed_everything
 from vidattn.flops import count_macs, count_params
 from vidattn.models import build_model
@@ -34,10 +35,11 @@ def premise(config: dict[str, Any]) -> dict[str, Any]:
     res = fit(model, train, tcfg, device=config["device"], checkpoint=checkpoint_path())
     partner = [c.partner for c in cfg.classes]
     metrics = order_robustness(model, test, partner, device=config["device"])
+    per_clip = per_clip_outcomes(*predict(model, test, device=config["device"]), partner)
     metrics.update(_cost(model.cpu(), test[0]["video"]))
     metrics["train_clips_per_second"] = res.clips_per_second
     curves = {k: [h[k] for h in res.history] for k in ("train_loss", "train_acc")}
-    return {"metrics": metrics, "curves": curves}
+    return {"metrics": metrics, "curves": curves, "per_clip": per_clip}
 
 
 def activation_maps(model: torch.nn.Module, video: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from vidattn.data.suites import ClipDataset, load_split, suite_config
-from vidattn.engine.evaluate import order_robustness, topk_accuracy
+from vidattn.engine.evaluate import order_robustness, per_clip_outcomes, predict, topk_accuracy
 from vidattn.engine.train import TrainConfig, fit, seed_everything
 from vidattn.flops import count_macs, count_params
 from vidattn.models.direcformer import DirecFormer, DirecFormerConfig, LossWeights, direcformer_loss, self_guided_loss
@@ -81,6 +81,7 @@ def train(config: dict[str, Any]) -> dict[str, Any]:
               checkpoint=checkpoint_path())
     partner = [c.partner for c in cfg.classes]
     metrics: dict[str, float] = order_robustness(model, test, partner, device=config["device"])
+    per_clip = per_clip_outcomes(*predict(model, test, device=config["device"]), partner)
     # OrderAcc (Eq. 15): every test clip permuted by its own uniformly drawn order of T frames
     orders = uniform_orders(len(test), T, seed=config.get("test_seed", 1))
     _, per_block, l_self = permuted_pass(model, test, orders, config["device"])
@@ -108,4 +109,4 @@ def train(config: dict[str, Any]) -> dict[str, Any]:
               if f"train_{k}" in res.history[0]}
     examples = {"orders": truth[:8].tolist(), "attention_last": np.round(last[:8], 4).tolist(),
                 "attention_blocks": [np.round(A[0].numpy(), 4).tolist() for A in per_block]}
-    return {"metrics": metrics, "curves": curves, "examples": examples}
+    return {"metrics": metrics, "curves": curves, "examples": examples, "per_clip": per_clip}

@@ -29,6 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from vidattn.files import load_tensors
 from vidattn.permutations import order_signs, permute_frames
 
 ATTENTION_KINDS = ("softmax", "cosine")
@@ -273,7 +274,7 @@ def load_vit_weights(model: DirecFormer, path: str | Path) -> dict[str, list[str
     if not path.is_file():
         raise FileNotFoundError(f"ViT checkpoint {path} not found; no weights can be downloaded here, so pass a "
                                 f"local file (timm layout, e.g. jx_vit_base_p16_224)")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_tensors(path, "ViT checkpoint")
     for wrapper in ("model", "state_dict", "model_state"):
         if isinstance(state, dict) and wrapper in state and isinstance(state[wrapper], dict):
             state = state[wrapper]

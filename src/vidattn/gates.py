@@ -1,0 +1,92 @@
+"""Learning gates: the reference models of a grid must have learned before its claims are judged.
+
+A gate names a reference model, the metric that shows it learned, that metric's chance
+level and the margin it must clear, and the training curve that must have flattened.
+It passes when
+
+* the reference's mean beats chance by at least ``margin`` and the 95 % t interval of
+  its mean over seeds excludes chance, and
+* on every seed, the curve changed by less than ``converged_fraction`` of its value over
+  the last fifth of training: :math:`|c_{E-k}-c_E|/|c_{E-k}|` with
+  :math:`k=\\max(1,\\lfloor E/5\\rceil)` for a curve of :math:`E` epochs.
+
+A claim that rests on a failed gate gets the verdict :data:`NOT_LEARNED`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import pandas as pd
+
+from vidattn.stats import mean_interval
+
+NOT_LEARNED = "not learned: no verdict"
+
+
+@dataclass(frozen=True)
+class Gate:
+    name: str  # what is gated, e.g. "stage-1 backbone (I3D + GAP)"
+    metric: str  # what the values are, e.g. "top-1 on the order-free control classes"
+    chance: float
+    margin: float
+    curve: str  # the curve that must flatten, e.g. "training loss"
+    converged_fraction: float = 0.05
+
+
+def last_fifth_change(curve: Sequence[float]) -> float:
+    """Relative change of ``curve`` over its last fifth (see the module docstring)."""
+    if len(curve) < 2:
+        return float("inf")
+    k = max(1, round(len(curve) / 5))
+    ref = float(curve[-1 - k])
+    return abs(ref - float(curve[-1])) / max(abs(ref), 1e-12)
+
+
+@dataclass(frozen=True)
+class GateResult:
+    gate: Gate
+    values: tuple[float, ...]
+    mean: float
+    lo: float
+    hi: float
+    changes: tuple[float, ...]
+
+    @property
+    def learned(self) -> bool:
+        return self.mean - self.gate.chance >= self.gate.margin and self.lo > self.gate.chance
+
+    @property
+    def converged(self) -> bool:
+        return all(c < self.gate.converged_fraction for c in self.changes)
+
+    @property
+    def passed(self) -> bool:
+        return self.learned and self.converged
+
+    def row(self) -> dict[str, str]:
+        g = self.gate
+        return {
+            "gate": g.name,
+            "criterion": f"{g.metric} ≥ chance {g.chance:.1f} + {g.margin:.1f}, CI above chance; "
+                         f"{g.curve} changes < {100 * g.converged_fraction:.0f} % over the last fifth",
+            "measured": f"{self.mean:.1f} [{self.lo:.1f}, {self.hi:.1f}] over {len(self.values)} seed(s); "
+                        f"change {', '.join(f'{100 * c:.1f} %' for c in self.changes)}",
+            "result": "passed" if self.passed else
+                      "failed: " + " and ".join(w for w, ok in (("not above chance + margin", self.learned),
+                                                                ("not converged", self.converged)) if not ok),
+        }
+
+
+def check(gate: Gate, values: Sequence[float], curves: Sequence[Sequence[float]]) -> GateResult:
+    """Evaluate ``gate`` on per-seed ``values`` and per-seed training ``curves``."""
+    if not values:
+        raise ValueError(f"gate {gate.name!r}: no values")
+    m, lo, hi = mean_interval(values)
+    return GateResult(gate, tuple(float(v) for v in values), m, lo, hi,
+                      tuple(last_fifth_change(c) for c in curves))
+
+
+def gate_table(results: Sequence[GateResult]) -> pd.DataFrame:
+    """The gates of a chapter as a table (one row per gate)."""
+    return pd.DataFrame([r.row() for r in results]).set_index("gate")
