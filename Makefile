@@ -5,8 +5,9 @@ PY := $(VENV)/bin/python
 PROFILE ?= small
 NB ?= notebooks/01_data_suites.md
 EXECUTED := book/_executed
+REFERENCES := tests/reference
 
-.PHONY: book test install chapter chapters html retrain verify clean
+.PHONY: book test install chapter chapters html retrain verify references clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,19 +32,23 @@ html: install
 book: chapters html
 	@echo "book: $(CURDIR)/_build/html/index.html"
 
-## unit tests + nbval on every chapter (smoke profile) + a smoke book build
+## unit tests + nbval on the committed smoke reference notebooks (tests/reference) + a smoke book build
 test: install
-	rm -rf _build/nbval
-	VIDATTN_RECORDS_DIR=_build/test-records $(PY) -m vidattn.cli run-all --profile smoke --out-dir _build/nbval --prepare-only
-	VIDATTN_RECORDS_DIR=_build/test-records $(PY) -m pytest tests _build/nbval --nbval-lax --nbval-current-env \
+	rm -rf _build/test-records
+	VIDATTN_RECORDS_DIR=_build/test-records $(PY) -m pytest tests --nbval-lax --nbval-current-env \
 		--nbval-cell-timeout=600 -p no:cacheprovider --durations=10
+
+## regenerate the smoke reference notebooks nbval compares against (after editing a chapter)
+references: install
+	rm -rf _build/ref-records
+	VIDATTN_RECORDS_DIR=_build/ref-records $(PY) -m vidattn.cli run-all --profile smoke --out-dir $(REFERENCES)
 
 ## re-run every small-profile experiment from scratch and drop records that no longer match
 retrain: install
 	VIDATTN_RETRAIN=1 $(PY) -m vidattn.cli run-all --profile small --out-dir $(EXECUTED)
 	$(PY) -m vidattn.cli store stale --delete
 
-## re-run a sample of committed records and compare their metrics
+## re-run a sample of committed records from scratch and compare them exactly
 verify: install
 	$(PY) -m vidattn.cli store verify --sample 2
 

@@ -1,5 +1,8 @@
 """Chapter hygiene: one parameters cell, tags survive jupytext, bad parameters fail clearly."""
+from pathlib import Path
+
 import jupytext
+import nbformat
 import pytest
 
 from vidattn import profiles
@@ -38,3 +41,19 @@ def test_setup_validates(tmp_path):
         profiles.setup("small", 1, "cpu", str(tmp_path / "missing"))
     with pytest.raises(ValueError, match="unknown device"):
         profiles.setup("small", 1, "tpu")
+
+
+REFERENCES = Path(__file__).parent / "reference"
+
+
+@pytest.mark.parametrize("path", chapters(), ids=lambda p: p.name)
+def test_the_reference_notebook_is_the_chapter_run_in_smoke(path):
+    """nbval executes tests/reference/*.ipynb: each must hold the chapter's current code (make references)."""
+    ref = nbformat.read(REFERENCES / f"{path.stem}.ipynb", as_version=4)
+    injected = [c for c in ref.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and 'profile = "smoke"' in injected[0].source
+    ref_code = [c.source for c in ref.cells if c.cell_type == "code" and c not in injected]
+    now = [c.source for c in jupytext.read(path).cells if c.cell_type == "code"]
+    assert ref_code == now, f"{path.name} changed since its reference notebook was made: run `make references`"
+    checked = [c for c in ref.cells if c.cell_type == "code" and c.source.startswith("# NBVAL_CHECK_OUTPUT")]
+    assert checked and all(c.outputs for c in checked), "every checked cell needs stored outputs to compare"

@@ -243,12 +243,12 @@ def run_many(name: str, configs: list[dict[str, Any]], workers: int | None = Non
     if missing and not serial:
         ctx = mp.get_context("spawn")
         with cf.ProcessPoolExecutor(max_workers=min(workers, len(missing)), mp_context=ctx) as pool:
-            futures = {pool.submit(_worker, name, configs[i], module): i for i in missing}
-            for n, fut in enumerate(cf.as_completed(futures), 1):
+            futures = [pool.submit(_worker, name, configs[i], module) for i in missing]
+            for fut in cf.as_completed(futures):
                 fut.result()  # re-raises a worker's error here
-                if log:
-                    print(f"[vidattn] {name}: {n}/{len(missing)} runs done, {time.perf_counter() - t0:.0f} s",
-                          flush=True)
+        if log:
+            print(f"[vidattn] {name}: ran {len(missing)} missing run(s) in {time.perf_counter() - t0:.0f} s "
+                  f"on {min(workers, len(missing))} worker processes", flush=True)
     if serial:
         return [run_or_load(name, c) for c in configs]
     return [load_record(_record_path(name, k)) for k in keys]
