@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+from vidattn.engine.determinism import RUN_THREADS
+
 PROFILES = ("smoke", "small", "full")
 CHAPTER_PARAMETERS = ("profile", "seeds", "device", "data_root", "output_dir")
 
@@ -42,7 +44,12 @@ def resolve_device(device: str) -> str:
 
 def setup(profile: str, seeds: int, device: str = "auto", data_root: str = "", output_dir: str = "outputs"
           ) -> RunContext:
-    """Validate the chapter parameters (clear errors for unknown values)."""
+    """Validate the chapter parameters (clear errors for unknown values).
+
+    Also fixes the chapter kernel's own numerics as the engine fixes a run's (one intra-op
+    thread on the CPU, deterministic kernels), so that what a chapter computes outside the
+    records (equation checks, untrained baselines) prints the same on any machine.
+    """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {PROFILES}")
     if not isinstance(seeds, int) or seeds < 1:
@@ -52,4 +59,8 @@ def setup(profile: str, seeds: int, device: str = "auto", data_root: str = "", o
         raise FileNotFoundError(f"data_root {root} does not exist; leave it empty to use the synthetic suites")
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    return RunContext(profile, tuple(range(seeds)), resolve_device(device), root, out)
+    dev = resolve_device(device)
+    if dev == "cpu":  # what a chapter computes itself follows the engine's rule for records
+        torch.set_num_threads(RUN_THREADS)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    return RunContext(profile, tuple(range(seeds)), dev, root, out)
