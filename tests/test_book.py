@@ -1,29 +1,94 @@
-"""Build the whole book from the smoke reference notebooks, warnings as errors, in a scratch copy.
+"""Build the whole book from the smoke reference notebooks, warnings as errors, in a scratch copy,
+then read it in a real headless browser with the network cut off.
 
 The reference notebooks are the chapters executed in the smoke profile (``make references``);
 nbval re-executes them in the same test run and compares their checked outputs.
 """
+import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
+import pytest
+
 from vidattn.cli import chapters
 
 ROOT = Path(__file__).resolve().parents[1]
+REFERENCES = ROOT / "tests" / "reference"
 
 
-def test_smoke_book_builds_with_figures(tmp_path, records_dir):
-    book = tmp_path / "book_root"
+@pytest.fixture(scope="module")
+def built_book(tmp_path_factory):
+    book = tmp_path_factory.mktemp("book_root")
     shutil.copytree(ROOT / "book", book / "book", ignore=shutil.ignore_patterns("_executed"))
     for f in ("_config.yml", "_toc.yml"):
         shutil.copy(ROOT / f, book / f)
     (book / "book" / "_executed").mkdir()
     for ch in chapters():
-        shutil.copy(ROOT / "tests" / "reference" / f"{ch.stem}.ipynb", book / "book" / "_executed")
+        shutil.copy(REFERENCES / f"{ch.stem}.ipynb", book / "book" / "_executed")
     jb = Path(sys.executable).with_name("jupyter-book")
     proc = subprocess.run([str(jb), "build", str(book), "-W", "-n", "--keep-going"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    html = (book / "_build" / "html" / "book" / "_executed" / "01_data_suites.html").read_text()
+    return book / "_build" / "html"
+
+
+def test_smoke_book_builds_with_figures(built_book):
+    html = (built_book / "book" / "_executed" / "01_data_suites.html").read_text()
     assert html.count("<img") >= 4, "the data chapter's figures are missing"
     assert "Order premise" in html and "Traceback" not in html
+    assert (built_book / "_static" / "mathjax" / "tex-chtml.js").is_file(), "MathJax is not served from the book"
+    assert "cdn.jsdelivr.net/npm/mathjax" not in html
+
+
+@pytest.mark.parametrize("path", chapters(), ids=lambda p: p.name)
+def test_no_cell_output_holds_a_warning_or_a_traceback(path):
+    nb = nbformat.read(REFERENCES / f"{path.stem}.ipynb", as_version=4)
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            text = out.get("text", "") + json.dumps(out.get("data", {})) + "".join(out.get("traceback", []))
+            assert out.get("output_type") != "error", f"cell {i} raised"
+            assert out.get("name") != "stderr" and "Warning" not in text and "Traceback" not in text, \
+                f"{path.name}, cell {i}: {text[:300]}"
+
+
+def _browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver):
+        pytest.fail("the browser test needs Debian's chromium and chromium-driver (.ci/run installs them)")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,1600",
+                "--host-resolver-rules=MAP * ~NOTFOUND"):  # no host resolves: the network is off
+        opts.add_argument(arg)
+    return webdriver.Chrome(service=Service(driver), options=opts)
+
+
+def test_pages_typeset_their_math_offline_and_fit_the_column(built_book, tmp_path):
+    pages = [built_book / "book" / "_executed" / f"{ch.stem}.html" for ch in chapters()]
+    browser = _browser()
+    try:
+        browser.set_script_timeout(60)
+        for page in pages:
+            browser.get(page.as_uri())
+            ready = browser.execute_async_script(
+                "const done = arguments[0];"
+                "if (!window.MathJax || !MathJax.startup) { done('no MathJax'); return; }"
+                "MathJax.startup.promise.then(() => done('ok'), e => done(String(e)));")
+            assert ready == "ok", f"{page.name}: {ready}"
+            typeset = browser.execute_script("return document.querySelectorAll('mjx-container').length")
+            raw = browser.execute_script(
+                "return [...document.querySelectorAll('main p, main li')].map(e => e.innerText)"
+                ".filter(t => t.includes('\\\\(') || t.includes('$$')).slice(0, 3)")
+            overflow = browser.execute_script(
+                "const m = document.querySelector('main'); return m.scrollWidth - m.clientWidth")
+            browser.save_screenshot(str(tmp_path / f"{page.stem}.png"))
+            assert typeset > 10, f"{page.name}: MathJax typeset only {typeset} formulas"
+            assert not raw, f"{page.name}: raw LaTeX left on the page: {raw}"
+            assert overflow <= 1, f"{page.name}: the main column overflows by {overflow} px"
+    finally:
+        browser.quit()

@@ -65,7 +65,8 @@ def test_gates():
     assert still_falling.learned and not still_falling.converged and not still_falling.passed
     near_chance = check(g, [30, 70, 26], [[1.0, 1.0]] * 3)
     assert not near_chance.learned
-    assert math.isclose(last_fifth_change([4, 3, 2, 1.0, 1.0, 1.0, 1.0, 1.0, 0.9, 0.9]), 0.1)
+    assert math.isclose(last_fifth_change([4, 3, 2, 1.0, 1.0, 1.0, 1.0, 1.0, 0.9, 0.9]), 0.1 / 3.1)
+    assert last_fifth_change([2.0, 1.0]) == math.inf  # too short to tell
     c = compare("top1", "A", "B", [70, 72, 71], [60, 61, 60])
     row = claim_from("A beats B", c, [good, near_chance])
     assert row["verdict"] == NOT_LEARNED and "reference" in row["evidence"]
