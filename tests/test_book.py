@@ -84,11 +84,13 @@ def test_pages_typeset_their_math_offline_and_fit_the_column(built_book, tmp_pat
             raw = browser.execute_script(
                 "return [...document.querySelectorAll('main p, main li')].map(e => e.innerText)"
                 ".filter(t => t.includes('\\\\(') || t.includes('$$')).slice(0, 3)")
+            errors = browser.execute_script("return document.querySelectorAll('mjx-merror').length")
             overflow = browser.execute_script(
                 "const m = document.querySelector('main'); return m.scrollWidth - m.clientWidth")
             browser.save_screenshot(str(tmp_path / f"{page.stem}.png"))
             assert typeset > 10, f"{page.name}: MathJax typeset only {typeset} formulas"
             assert not raw, f"{page.name}: raw LaTeX left on the page: {raw}"
+            assert errors == 0, f"{page.name}: MathJax could not typeset {errors} formula(s)"
             assert overflow <= 1, f"{page.name}: the main column overflows by {overflow} px"
     finally:
         browser.quit()
