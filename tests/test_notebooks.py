@@ -57,3 +57,10 @@ def test_the_reference_notebook_is_the_chapter_run_in_smoke(path):
     assert ref_code == now, f"{path.name} changed since its reference notebook was made: run `make references`"
     checked = [c for c in ref.cells if c.cell_type == "code" and c.source.startswith("# NBVAL_CHECK_OUTPUT")]
     assert checked and all(c.outputs for c in checked), "every checked cell needs stored outputs to compare"
+
+
+@pytest.mark.parametrize("path", chapters(), ids=lambda p: p.name)
+def test_code_on_the_page_fits_88_columns(path):
+    long = [(i, c.source.splitlines()[i][:50]) for c in jupytext.read(path).cells if c.cell_type == "code"
+            for i in range(len(c.source.splitlines())) if len(c.source.splitlines()[i]) > 88]
+    assert not long, f"{path.name}: code lines over 88 columns: {long[:3]}"
