@@ -7,7 +7,7 @@ NB ?= notebooks/01_data_suites.md
 EXECUTED := book/_executed
 REFERENCES := tests/reference
 
-.PHONY: book test install chapter chapters html retrain verify references clean
+.PHONY: book test install chapter chapters html publish retrain verify references clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ html: install
 ## build the book: run the chapters (records are reused) and render them
 book: chapters html
 	@echo "book: $(CURDIR)/_build/html/index.html"
+
+## push the built HTML to the gh-pages branch (what .github/workflows/book.yml deploys on CI)
+publish: book
+	$(VENV)/bin/ghp-import --no-jekyll --push --force _build/html
 
 ## unit tests + nbval on the committed smoke reference notebooks (tests/reference) + a smoke book build
 test: install

@@ -73,10 +73,28 @@ def run_chapter(src: Path, out: Path, params: dict[str, Any], prepare_only: bool
         papermill.execute_notebook(tmp_in, str(partial), parameters=params, kernel_name="python3",
                                    language="python", cwd=str(src.parent), prepare_only=prepare_only,
                                    progress_bar=False)
+        _label_parameters(partial)
         os.replace(partial, out)
     finally:
         Path(tmp_in).unlink(missing_ok=True)
         partial.unlink(missing_ok=True)
+
+
+def _label_parameters(path: Path) -> None:
+    """Show the parameters once: label papermill's injected cell, hide the chapter's defaults."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    if not injected:
+        return
+    injected[0].source = injected[0].source.replace(
+        "# Parameters", "# This build's parameters (the chapter's defaults are in the hidden cell above)", 1)
+    for c in nb.cells:
+        tags = c.metadata.get("tags", [])
+        if "parameters" in tags and "remove-cell" not in tags:
+            c.metadata["tags"] = tags + ["remove-cell"]
+    nbformat.write(nb, path)
 
 
 def _parse_params(pairs: list[list[str]] | None) -> dict[str, Any]:
