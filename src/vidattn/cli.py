@@ -170,10 +170,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "run":
         run_chapter(args.chapter, args.out, _parse_params(args.p), args.prepare_only)
     elif args.cmd == "run-all":
+        import jupytext
+
         for ch in chapters():
             params = {"profile": args.profile, **_parse_params(args.p)}
+            known = parameters_of(jupytext.read(ch))
+            dropped = sorted(set(params) - set(known))
+            if dropped:  # said, not silently ignored
+                print(f"[vidattn] {ch.name} takes no {dropped}; running it without them", flush=True)
             print(f"[vidattn] {ch.name} ({args.profile})", flush=True)
-            run_chapter(ch, args.out_dir / f"{ch.stem}.ipynb", params, args.prepare_only)
+            run_chapter(ch, args.out_dir / f"{ch.stem}.ipynb", {k: v for k, v in params.items() if k in known},
+                        args.prepare_only)
     elif args.action == "stale":
         return _stale(args.delete)
     else:

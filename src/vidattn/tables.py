@@ -1,7 +1,9 @@
 """Tables from run records: mean ± std over seeds, paper-vs-ours, and the claims ledger."""
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import pandas as pd
@@ -85,3 +87,30 @@ def verdict_counts(ledger: pd.DataFrame) -> dict[str, int]:
     """How many claims of each kind a ledger holds."""
     kinds = [verdict_kind(v) for v in ledger["verdict"]]
     return {k: kinds.count(k) for k in VERDICT_KINDS if k in kinds}
+
+
+def glance(ledger: pd.DataFrame, gates: Sequence[GateResult]) -> str:
+    """The one-line summary of a ledger: gates passed and verdicts by kind."""
+    passed = sum(g.passed for g in gates)
+    kinds = ", ".join(f"{k}: {n}" for k, n in verdict_counts(ledger).items())
+    return f"**Gates** {passed} of {len(gates)} passed. **Verdicts** {kinds}."
+
+
+def publish_ledger(ledger: pd.DataFrame, gates: Sequence[GateResult], chapter: str, output_dir: Path,
+                   profile: str) -> str:
+    """Show the ledger's summary, glue it for the chapter's opening box ("verdicts"), and save the
+    ledger as ``output_dir/ledgers/<chapter>.json`` for the scorecard page."""
+    from IPython.display import Markdown, display
+    from myst_nb import glue
+
+    text = glance(ledger, gates)
+    glue("verdicts", Markdown(text), display=False)
+    display(Markdown(text))
+    out = Path(output_dir) / "ledgers" / f"{chapter}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({
+        "chapter": chapter, "profile": profile,
+        "gates": [{**g.row(), "passed": g.passed} for g in gates],
+        "claims": [{"claim": c, **row} for c, row in ledger.to_dict(orient="index").items()],
+    }, indent=1))
+    return text
