@@ -45,7 +45,7 @@ test: install
 ## regenerate the smoke reference notebooks nbval compares against (after editing a chapter)
 references: install
 	rm -rf _build/ref-records
-	VIDATTN_RECORDS_DIR=_build/ref-records $(PY) -m vidattn.cli run-all --profile smoke --out-dir $(REFERENCES)
+	VIDATTN_RECORDS_DIR=_build/ref-records $(PY) -m vidattn.cli run-all --profile smoke --out-dir $(REFERENCES) -p seeds 2
 
 ## re-run every small-profile experiment from scratch and drop records that no longer match
 retrain: install

@@ -54,8 +54,9 @@ def test_a_record_is_identical_under_any_thread_setting(tmp_path):
 
 def test_the_engine_restores_the_callers_settings(records_dir):
     torch.set_num_threads(2)
+    before = torch.are_deterministic_algorithms_enabled()
     store.run_or_load("data/premise", {**PREMISE, "seed": 3})
-    assert torch.get_num_threads() == 2 and not torch.are_deterministic_algorithms_enabled()
+    assert torch.get_num_threads() == 2 and torch.are_deterministic_algorithms_enabled() == before
 
 
 def test_the_environment_is_part_of_the_key(monkeypatch):
