@@ -3,7 +3,7 @@
     vidattn run notebooks/data_suites.md book/_executed/data_suites.ipynb -p profile smoke
     vidattn run-all --profile small --out-dir book/_executed
     vidattn store stale [--delete]
-    vidattn store verify [--sample 2 | --all] [--workers N]
+    vidattn store verify [--sample 2 | --all] [--workers N] [--experiment NAME]
 """
 from __future__ import annotations
 
@@ -118,13 +118,13 @@ def _stale(delete: bool) -> int:
     return 0
 
 
-def _verify(sample: int | None, workers: int | None) -> int:
+def _verify(sample: int | None, workers: int | None, experiment: str | None = None) -> int:
     """Re-run current records from scratch; non-zero exit unless at least one ran and all matched."""
     from vidattn import experiments  # noqa: F401  (registers every experiment)
     from vidattn import store
     from vidattn.paths import records_dir
 
-    recs, corrupt = store.scan_records()
+    recs, corrupt = store.scan_records(experiment)
     for path, err in corrupt:
         print(f"CORRUPT {err}")
     current = [r for r in recs if not store.is_stale(r)]
@@ -165,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--sample", type=int, default=2, help="with verify: how many records to re-run (default 2)")
     g.add_argument("--all", action="store_true", help="with verify: re-run every current record")
     s.add_argument("--workers", type=int, default=None, help="with verify: parallel processes (one per core)")
+    s.add_argument("--experiment", default=None, help="with verify: only records of this experiment")
     args = ap.parse_args(argv)
 
     if args.cmd == "run":
@@ -184,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.action == "stale":
         return _stale(args.delete)
     else:
-        return _verify(None if args.all else args.sample, args.workers)
+        return _verify(None if args.all else args.sample, args.workers, args.experiment)
     return 0
 
 
