@@ -89,7 +89,7 @@ def _label_parameters(path: Path) -> None:
     if not injected:
         return
     injected[0].source = injected[0].source.replace(
-        "# Parameters", "# This build's parameters (the chapter's defaults are in the hidden cell above)", 1)
+        "# Parameters", "# This build's parameters", 1)
     for c in nb.cells:
         tags = c.metadata.get("tags", [])
         if "parameters" in tags and "remove-cell" not in tags:
