@@ -99,14 +99,14 @@ def glance(ledger: pd.DataFrame, gates: Sequence[GateResult]) -> str:
 def publish_ledger(ledger: pd.DataFrame, gates: Sequence[GateResult], chapter: str, output_dir: Path,
                    profile: str) -> str:
     """Show the ledger's summary, glue it for the chapter's opening box ("verdicts"), and save the
-    ledger as ``output_dir/ledgers/<chapter>.json`` for the scorecard page."""
+    ledger as ``output_dir/ledgers/<profile>/<chapter>.json`` for the scorecard page."""
     from IPython.display import Markdown, display
     from myst_nb import glue
 
     text = glance(ledger, gates)
     glue("verdicts", Markdown(text), display=False)
     display(Markdown(text))
-    out = Path(output_dir) / "ledgers" / f"{chapter}.json"
+    out = Path(output_dir) / "ledgers" / profile / f"{chapter}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
         "chapter": chapter, "profile": profile,
