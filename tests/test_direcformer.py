@@ -118,6 +118,19 @@ def test_without_time_embedding_the_model_is_a_bag_of_frames():
     assert not torch.allclose(timed(video), timed(video[:, :, perm]), atol=1e-3)
 
 
+def test_time_embedding_initialisation_decides_order_blindness_at_init():
+    video = torch.randn(2, 3, 4, 16, 16)
+    perm = torch.tensor([2, 0, 3, 1])
+    official = tiny("S-S").eval()  # zero time embedding, as the official code
+    assert torch.count_nonzero(official.time_embed) == 0
+    assert torch.allclose(official(video), official(video[:, :, perm]), atol=1e-5)
+    drawn = tiny("S-S", time_embed_std=0.2).eval()
+    assert 0.1 < drawn.time_embed.std().item() < 0.3
+    assert not torch.allclose(drawn(video), drawn(video[:, :, perm]), atol=1e-4)
+    with pytest.raises(ValueError, match="time_embed_std"):
+        tiny(time_embed_std=-1.0)
+
+
 def test_bad_inputs_are_named():
     with pytest.raises(ValueError, match="unknown DirecFormer variant"):
         tiny("X-Y")

@@ -72,3 +72,12 @@ def test_gates():
     assert row["verdict"] == NOT_LEARNED and "reference" in row["evidence"]
     assert claim_from("A beats B", c, [good])["verdict"] == "reproduced"
     assert "failed" in near_chance.row()["result"] and good.row()["result"] == "passed"
+
+
+def test_chance_gate():
+    g = Gate("bag of frames", "pair accuracy", chance=50, margin=0, curve="", expect="chance")
+    assert check(g, [49.0, 52.0, 50.5], [[]] * 3).passed
+    leaky = check(g, [60.0, 61.0, 62.0], [[]] * 3)
+    assert not leaky.passed and "excludes chance" in leaky.row()["result"]
+    with pytest.raises(ValueError, match="expect"):
+        Gate("x", "m", 50, 0, "", expect="below")

@@ -13,6 +13,10 @@ It passes when
   because a loss that approaches zero changes by a large fraction of itself long after
   the model has stopped improving.)
 
+A *chance* gate (``expect="chance"``) states the opposite of a reference: a control that
+must stay at chance (a bag of frames within time-reversal pairs). It passes when the 95 %
+interval of its mean contains chance.
+
 A claim that rests on a failed gate gets the verdict :data:`NOT_LEARNED`.
 """
 from __future__ import annotations
@@ -35,6 +39,11 @@ class Gate:
     margin: float
     curve: str  # the curve that must flatten, e.g. "training loss"
     converged_fraction: float = 0.10
+    expect: str = "above"  # "above": a reference that learned; "chance": a control that cannot
+
+    def __post_init__(self) -> None:
+        if self.expect not in ("above", "chance"):
+            raise ValueError(f"gate {self.name!r}: expect must be 'above' or 'chance', got {self.expect!r}")
 
 
 def last_fifth_change(curve: Sequence[float]) -> float:
@@ -57,11 +66,13 @@ class GateResult:
 
     @property
     def learned(self) -> bool:
+        if self.gate.expect == "chance":
+            return self.lo <= self.gate.chance <= self.hi
         return self.mean - self.gate.chance >= self.gate.margin and self.lo > self.gate.chance
 
     @property
     def converged(self) -> bool:
-        return all(c < self.gate.converged_fraction for c in self.changes)
+        return self.gate.expect == "chance" or all(c < self.gate.converged_fraction for c in self.changes)
 
     @property
     def passed(self) -> bool:
@@ -69,12 +80,16 @@ class GateResult:
 
     def row(self) -> dict[str, str]:
         g = self.gate
+        measured = f"{self.mean:.1f} [{self.lo:.1f}, {self.hi:.1f}] over {len(self.values)} seed(s)"
+        if g.expect == "chance":
+            return {"gate": g.name, "criterion": f"{g.metric}: 95 % CI contains chance {g.chance:.1f}",
+                    "measured": measured,
+                    "result": "passed" if self.passed else "failed: CI excludes chance"}
         return {
             "gate": g.name,
             "criterion": f"{g.metric} ≥ chance {g.chance:.1f} + {g.margin:.1f}, CI above chance; "
                          f"{g.curve}: last fifth < {100 * g.converged_fraction:.0f} % of its whole change",
-            "measured": f"{self.mean:.1f} [{self.lo:.1f}, {self.hi:.1f}] over {len(self.values)} seed(s); "
-                        f"change {', '.join(f'{100 * c:.1f} %' for c in self.changes)}",
+            "measured": f"{measured}; change {', '.join(f'{100 * c:.1f} %' for c in self.changes)}",
             "result": "passed" if self.passed else
                       "failed: " + " and ".join(w for w, ok in (("not above chance + margin", self.learned),
                                                                 ("not converged", self.converged)) if not ok),

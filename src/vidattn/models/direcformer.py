@@ -154,6 +154,7 @@ class DirecFormerConfig:
     drop_path: float = 0.1
     num_orders: int = 31
     time_embed: bool = True
+    time_embed_std: float = 0.0  # 0 as the official code (a bag of frames at initialisation)
     in_chans: int = 3
 
     def __post_init__(self) -> None:
@@ -161,6 +162,8 @@ class DirecFormerConfig:
             raise ValueError(f"unknown DirecFormer variant {self.variant!r}; known: {sorted(VARIANTS)}")
         if self.img_size % self.patch_size:
             raise ValueError(f"image size {self.img_size} is not a multiple of the patch size {self.patch_size}")
+        if self.time_embed_std < 0:
+            raise ValueError(f"time_embed_std must be non-negative, got {self.time_embed_std}")
 
     @property
     def patches(self) -> int:
@@ -203,7 +206,13 @@ class DirecFormer(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """ViT initialisation; ``temporal_fc`` of blocks 2..L starts at zero (identity branch)."""
+        """ViT initialisation; ``temporal_fc`` of blocks 2..L starts at zero (identity branch).
+
+        The time embedding starts at zero, as in the official code, which fine-tunes from
+        an image model. The model is then invariant to frame order at initialisation;
+        ``time_embed_std > 0`` draws it like the position embedding instead (a deviation
+        for training from scratch, see the chapter's pilot grid).
+        """
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.trunc_normal_(m.weight, std=0.02)
@@ -213,6 +222,8 @@ class DirecFormer(nn.Module):
                 nn.init.zeros_(m.bias)
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.trunc_normal_(self.cls_token, std=0.02)
+        if self.time_embed is not None and self.cfg.time_embed_std > 0:
+            nn.init.trunc_normal_(self.time_embed, std=self.cfg.time_embed_std)
         for block in self.blocks:
             if block.zero_temporal_fc:
                 nn.init.zeros_(block.temporal_fc.weight)
