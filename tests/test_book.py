@@ -14,6 +14,7 @@ import nbformat
 import pytest
 
 from vidattn.cli import chapters
+from vidattn.plotting import OUTPUT_WIDTH_PX
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCES = ROOT / "tests" / "reference"
@@ -78,6 +79,13 @@ def test_pages_typeset_their_math_offline_and_fit_the_column(built_book, tmp_pat
             overflow = browser.execute_script(
                 "const m = document.querySelector('main'); return m.scrollWidth - m.clientWidth")
             assert overflow <= 1, f"{page.name}: the main column overflows by {overflow} px"
+            # figures are checked for legible text assuming this output width (vidattn.plotting)
+            shown = browser.execute_script(
+                "return [...document.querySelectorAll('main img')].map(i => [i.naturalWidth, i.clientWidth])")
+            for natural, width in shown:
+                assert width >= min(natural, OUTPUT_WIDTH_PX) - 2, (
+                    f"{page.name}: a {natural}-px figure is shown {width} px wide, narrower than the "
+                    f"{OUTPUT_WIDTH_PX} px its text was checked for")
             if not browser.execute_script("return document.querySelectorAll('.math').length"):
                 assert page.stem == "99_scorecard", f"{page.name} shows no math"
                 continue

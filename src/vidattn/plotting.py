@@ -4,15 +4,52 @@ from __future__ import annotations
 from typing import Sequence
 
 import matplotlib.pyplot as plt
+import matplotlib.text
 import numpy as np
 import seaborn as sns
 from scipy.ndimage import binary_erosion
+
+# Width of a cell's output in the book's theme, in CSS pixels (measured in Chromium at a
+# 1280-pixel window; the browser test checks it). A wider figure is scaled down to it.
+OUTPUT_WIDTH_PX = 660
+CSS_DPI = 96
+MIN_TEXT_PT = 8.0
+FIGURE_DPI = 100
 
 
 def use_style() -> None:
     """The book's single plotting style."""
     sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
-    plt.rcParams.update({"figure.dpi": 100, "savefig.bbox": "tight", "axes.titlesize": 10})
+    plt.rcParams.update({"figure.dpi": FIGURE_DPI, "savefig.bbox": "tight", "axes.titlesize": 10})
+
+
+def displayed_text_pt(fig: plt.Figure) -> tuple[float, str]:
+    """The smallest text of ``fig`` in points as a reader sees it, and that text.
+
+    The figure is shown at its natural width (``FIGURE_DPI`` pixels per inch of its tight
+    bounding box) or scaled down to :data:`OUTPUT_WIDTH_PX`, whichever is narrower.
+    """
+    renderer = fig.canvas.get_renderer()
+    natural_px = fig.get_tightbbox(renderer).width * fig.dpi
+    scale = min(1.0, OUTPUT_WIDTH_PX / natural_px)
+    texts = [t for t in fig.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text().strip()]
+    if not texts:
+        return float("inf"), ""
+    smallest = min(texts, key=lambda t: t.get_fontsize())
+    return smallest.get_fontsize() * fig.dpi / CSS_DPI * scale, smallest.get_text()
+
+
+def show(fig: plt.Figure | None = None) -> None:
+    """Show ``fig`` (the current figure by default) after checking that its text is legible:
+    no text below :data:`MIN_TEXT_PT` points at the size the book displays it."""
+    fig = fig or plt.gcf()
+    pt, text = displayed_text_pt(fig)
+    if pt < MIN_TEXT_PT:
+        width = fig.get_tightbbox(fig.canvas.get_renderer()).width
+        raise ValueError(f"figure text {text!r} would display at {pt:.1f} pt (minimum {MIN_TEXT_PT:g}): the "
+                         f"figure is {width:.1f} in wide, shown at most {OUTPUT_WIDTH_PX / FIGURE_DPI:.1f} in; "
+                         "narrow it or enlarge its text")
+    plt.show()
 
 
 def frame_strip(
@@ -33,7 +70,8 @@ def frame_strip(
     N, T = videos.shape[:2]
     T = min(T, max_frames)
     frames = list(range(T)) if frames is None else list(frames)[:T]
-    fig, axes = plt.subplots(N, T, figsize=(T * 0.9, N * 0.95), squeeze=False)
+    side = min(0.9, (OUTPUT_WIDTH_PX / FIGURE_DPI - 2.0) / T)  # leave 2 in for the row labels
+    fig, axes = plt.subplots(N, T, figsize=(T * side, N * side * 1.05), squeeze=False)
     for i in range(N):
         if overlay is not None:
             o = overlay[i].astype(np.float32)
@@ -54,7 +92,7 @@ def frame_strip(
             ax.set_yticks([])
             ax.grid(False)
             if i == N - 1:
-                ax.set_xlabel(f"t={frames[t]}", fontsize=8)
+                ax.set_xlabel(f"t = {frames[t]}" if t == 0 else f"{frames[t]}", fontsize=9)
         axes[i, 0].set_ylabel(row_labels[i], rotation=0, ha="right", va="center", fontsize=9)
     fig.subplots_adjust(wspace=0.03, hspace=0.06)
     return fig
