@@ -234,3 +234,21 @@ def test_attention_statistics_read_antisymmetry_and_signs():
     stats = attention_statistics(ideal.abs(), o)  # symmetric: no direction
     assert math.isclose(stats["antisymmetry"], 2.0, rel_tol=1e-6)
     assert attention_statistics(-ideal, o)["sign_agreement"] == 0.0
+
+
+def test_chapter_configs_cut_only_declared_rows_and_share_the_pilot_reference():
+    from vidattn.experiments.direcformer_configs import (CUT_ROWS, PILOT, PROFILE_REGIMES, TABLE1_ROWS,
+                                                         TABLE2_ROWS, chapter_runs, pilot_runs)
+
+    assert PROFILE_REGIMES["small"] in PILOT.values()  # the small regime is a pilot row
+    runs = chapter_runs("small", tuple(range(5)), "cpu")
+    trained = {(c["variant"], c["l_ord"], c["l_self"]) for c in runs["main"]}
+    assert trained == set(TABLE1_ROWS + TABLE2_ROWS) - set(CUT_ROWS["small"])
+    assert all(c["suite"] == "order" for c in runs["main"] + runs["bag"] + runs["min_set"])
+    assert not any(c["time_embed"] for c in runs["bag"])
+    # the pilot's run of the chosen regime is the main grid's seed-0 reference: one record
+    reference = next(c for c in runs["main"] if (c["variant"], c["l_ord"], c["l_self"], c["seed"]) == ("S-S", 0, 0, 0))
+    assert reference in pilot_runs("small", "cpu")
+    smoke = pilot_runs("smoke", "cpu")
+    assert all(c["train"]["epochs"] == 1 and c["suite_overrides"]["n_train"] == 64 for c in smoke)
+    assert pilot_runs("full", "cpu") == []
