@@ -57,6 +57,7 @@ def test_hmdb51(tmp_path):
     items, classes = real.hmdb51(root, 1, train=True)
     assert classes == ["brush_hair", "cartwheel"] and len(items) == 2
     assert [i.path.name for i in real.hmdb51(root, 1, train=False)[0]] == ["brush_hair_b.avi", "cartwheel_b.avi"]
+    assert len(real.listed_videos(root)[1]) == 4  # train and test of split 1; unused videos not listed
 
 
 def test_kinetics400_csv(tmp_path):
@@ -70,6 +71,10 @@ def test_kinetics400_csv(tmp_path):
     assert classes == ["abseiling", "zumba"] and [i.label for i in items] == [0, 1]
     clip = real.VideoDataset(items, classes, real.Sampling("dense", frames=4, stride=2, size=16), train=True)[0]
     assert clip["video"].shape == (3, 4, 16, 16)
+    (root / "train.csv").write_text(rows + "zumba,CCC,0,10,train\n")
+    layout, present, missing = real.listed_videos(root)
+    assert layout == "kinetics400" and len(present) == 2
+    assert [m.name for m in missing] == ["CCC_000000_000010.mp4"]
 
 
 def test_ssv2_videos_and_frame_folders(tmp_path):
@@ -85,6 +90,7 @@ def test_ssv2_videos_and_frame_folders(tmp_path):
     ds = real.VideoDataset(items, classes, real.Sampling("tsn", frames=8, size=16, clips=2, three_crop=True),
                            train=False)
     assert ds[0]["video"].shape == (6, 3, 8, 16, 16) and ds[1]["video"].shape == (6, 3, 8, 16, 16)
+    assert real.listed_videos(root)[1:] == ([root / "videos" / "1.webm", root / "frames" / "2"], [])
 
 
 def test_jester_frame_folders(tmp_path):
@@ -150,3 +156,25 @@ def test_bad_inputs_name_the_file(tmp_path, ucf):
         real.ucf101(ucf)
     with pytest.raises(real.DatasetError, match="matches no known layout"):
         real.detect_layout(tmp_path)
+
+
+def test_data_check_names_missing_corrupt_and_truncated_videos(ucf, capsys):
+    from vidattn.cli import main
+    from vidattn.data.check import check_dataset
+
+    assert main(["data", "check", str(ucf), "--workers", "1"]) == 0  # a sound dataset passes
+    vids = ucf / "UCF-101"
+    real.encode_video(vids / "Beta/v_Beta_g01_c01.avi", _clip(5, frames=48))
+    whole = (vids / "Beta/v_Beta_g01_c01.avi").read_bytes()
+    (vids / "Beta/v_Beta_g01_c01.avi").write_bytes(whole[: len(whole) * 3 // 5])  # cut short
+    (vids / "Alpha/v_Alpha_g01_c01.avi").write_bytes(b"this is not a video" * 10)
+    (vids / "Beta/v_Beta_g02_c01.avi").unlink()
+    layout, checks = check_dataset(ucf, workers=1, progress=False)
+    status = {c.path.name: c.status for c in checks}
+    assert layout == "ucf101" and status == {"v_Beta_g02_c01.avi": "missing", "v_Alpha_g01_c01.avi": "corrupt",
+                                             "v_Beta_g01_c01.avi": "truncated"}
+    truncated = next(c for c in checks if c.status == "truncated")
+    assert 0 < truncated.frames < truncated.expected
+    assert main(["data", "check", str(ucf), "--workers", "1"]) == 1
+    out = capsys.readouterr().out
+    assert "TRUNCATED" in out and "v_Beta_g01_c01.avi" in out and "1 missing, 1 corrupt, 1 truncated" in out

@@ -4,6 +4,7 @@
     vidattn run-all --profile small --out-dir book/_executed
     vidattn store stale [--delete]
     vidattn store verify [--sample 2 | --all] [--workers N] [--experiment NAME]
+    vidattn data check DATA_ROOT [--workers N]
 """
 from __future__ import annotations
 
@@ -145,6 +146,23 @@ def _verify(sample: int | None, workers: int | None, experiment: str | None = No
     return 0 if results and not failed and not corrupt else 1
 
 
+def _data_check(root: Path, workers: int | None) -> int:
+    """Decode every listed video; report the bad ones; non-zero exit when any is bad."""
+    from collections import Counter
+
+    from vidattn.data.check import check_dataset
+    from vidattn.store import default_workers
+
+    layout, checks = check_dataset(root, workers or default_workers())
+    bad = [c for c in checks if c.status != "ok"]
+    for c in bad:
+        print(f"{c.status.upper():9s} {c.path}: {c.detail}")
+    counts = Counter(c.status for c in checks)
+    print(f"{layout} at {root}: {len(checks)} listed video(s); "
+          + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("ok", "missing", "corrupt", "truncated")))
+    return 1 if bad else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="vidattn", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -166,6 +184,10 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--all", action="store_true", help="with verify: re-run every current record")
     s.add_argument("--workers", type=int, default=None, help="with verify: parallel processes (one per core)")
     s.add_argument("--experiment", default=None, help="with verify: only records of this experiment")
+    d = sub.add_parser("data", help="check a real dataset")
+    d.add_argument("action", choices=["check"])
+    d.add_argument("root", type=Path, help="the dataset's root folder (a known layout)")
+    d.add_argument("--workers", type=int, default=None, help="parallel decoding processes")
     args = ap.parse_args(argv)
 
     if args.cmd == "run":
@@ -182,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[vidattn] {ch.name} ({args.profile})", flush=True)
             run_chapter(ch, args.out_dir / f"{ch.stem}.ipynb", {k: v for k, v in params.items() if k in known},
                         args.prepare_only)
+    elif args.cmd == "data":
+        return _data_check(args.root, args.workers)
     elif args.action == "stale":
         return _stale(args.delete)
     else:

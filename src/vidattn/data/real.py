@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -48,6 +49,20 @@ def _need(path: Path, what: str) -> Path:
     if not path.exists():
         raise DatasetError(f"{what} not found: {path}")
     return path
+
+
+# set by listed_videos(): collect the missing videos an annotation file names instead of raising
+_COLLECT_MISSING: ContextVar[list[Path] | None] = ContextVar("collect_missing", default=None)
+
+
+def _listed(path: Path, what: str) -> Path:
+    """A video or frame folder named by an annotation file (an error if missing, unless collected)."""
+    missing = _COLLECT_MISSING.get()
+    if missing is not None:
+        if not path.exists():
+            missing.append(path)
+        return path
+    return _need(path, what)
 
 
 def decode_video(path: Path) -> np.ndarray:
@@ -241,7 +256,7 @@ def ucf101(root: Path, split: int = 1, train: bool = True) -> tuple[list[VideoIt
         rel = ln.split()[0]
         cls = rel.split("/")[0]
         label = _class_index(cls, classes, f"{split_file} line {n}")
-        items.append(VideoItem(_need(vids / rel, f"video listed in {split_file} line {n}"), label))
+        items.append(VideoItem(_listed(vids / rel, f"video listed in {split_file} line {n}"), label))
     return items, classes
 
 
@@ -260,7 +275,8 @@ def hmdb51(root: Path, split: int = 1, train: bool = True) -> tuple[list[VideoIt
             if len(parts) != 2 or parts[1] not in "012":
                 raise DatasetError(f"malformed line {n} in {f}: {ln!r}")
             if parts[1] == want:
-                items.append(VideoItem(_need(root / classes[label] / parts[0], f"video listed in {f} line {n}"), label))
+                items.append(VideoItem(_listed(root / classes[label] / parts[0], f"video listed in {f} line {n}"),
+                                           label))
     return items, classes
 
 
@@ -281,12 +297,9 @@ def kinetics400(root: Path, split: str = "train", classes: Sequence[str] | None 
                 label = _class_index(row["label"], classes, f"{csv_path} line {n}")
             except KeyError as e:
                 raise DatasetError(f"{csv_path} lacks column {e}") from None
-            for cand in (root / split / row["label"] / name, root / split / name):
-                if cand.exists():
-                    items.append(VideoItem(cand, label))
-                    break
-            else:
-                raise DatasetError(f"video for {csv_path} line {n} not found: {root / split / row['label'] / name}")
+            cands = (root / split / row["label"] / name, root / split / name)
+            found = next((c for c in cands if c.exists()), None)
+            items.append(VideoItem(found or _listed(cands[0], f"video for {csv_path} line {n}"), label))
     return items, classes
 
 
@@ -299,12 +312,9 @@ def ssv2(root: Path, split: str = "train") -> tuple[list[VideoItem], list[str]]:
     for n, entry in enumerate(json.loads(ann_path.read_text())):
         name = entry["template"].replace("[", "").replace("]", "")
         label = _class_index(name, classes, f"{ann_path} entry {n}")
-        for cand in (root / "videos" / f"{entry['id']}.webm", root / "frames" / entry["id"]):
-            if cand.exists():
-                items.append(VideoItem(cand, label))
-                break
-        else:
-            raise DatasetError(f"video of {ann_path} entry {n} not found: {root / 'videos' / (entry['id'] + '.webm')}")
+        cands = (root / "videos" / f"{entry['id']}.webm", root / "frames" / entry["id"])
+        found = next((c for c in cands if c.exists()), None)
+        items.append(VideoItem(found or _listed(cands[0], f"video of {ann_path} entry {n}"), label))
     return items, classes
 
 
@@ -318,11 +328,43 @@ def jester(root: Path, split: str = "train") -> tuple[list[VideoItem], list[str]
         if len(parts) != 2:
             raise DatasetError(f"malformed line {n} in {ann}: {ln!r}")
         label = _class_index(parts[1], classes, f"{ann} line {n}")
-        items.append(VideoItem(_need(root / "frames" / parts[0], f"frame folder listed in {ann} line {n}"), label))
+        items.append(VideoItem(_listed(root / "frames" / parts[0], f"frame folder listed in {ann} line {n}"),
+                               label))
     return items, classes
 
 
 LAYOUTS = {"ucf101": ucf101, "hmdb51": hmdb51, "kinetics400": kinetics400, "ssv2": ssv2, "jester": jester}
+
+
+# the annotated splits of each layout, as (loader arguments, the file that must exist for them)
+_SPLITS = {
+    "ucf101": [((k, tr), f"ucfTrainTestlist/{'trainlist' if tr else 'testlist'}{k:02d}.txt")
+               for k in (1, 2, 3) for tr in (True, False)],
+    "hmdb51": [((k, tr), "testTrainMulti_7030_splits") for k in (1, 2, 3) for tr in (True, False)],
+    "kinetics400": [((s,), f"{s}.csv") for s in ("train", "val", "validate", "test")],
+    "ssv2": [((s,), f"{s}.json") for s in ("train", "validation")],
+    "jester": [((s,), f"jester-v1-{s}.csv") for s in ("train", "validation")],
+}
+
+
+def listed_videos(root: Path) -> tuple[str, list[Path], list[Path]]:
+    """The layout at ``root``, every video its annotation files list that exists, and those missing."""
+    root = Path(root)
+    layout = detect_layout(root)
+    present: dict[Path, None] = {}
+    missing: list[Path] = []
+    token = _COLLECT_MISSING.set(missing)
+    try:
+        for args, mark in _SPLITS[layout]:
+            if not (root / mark).exists():
+                continue
+            if layout == "hmdb51" and not any((root / mark).glob(f"*_test_split{args[0]}.txt")):
+                continue
+            items, _ = LAYOUTS[layout](root, *args)
+            present.update((i.path, None) for i in items if i.path.exists())
+    finally:
+        _COLLECT_MISSING.reset(token)
+    return layout, list(present), sorted(set(missing))
 
 
 def detect_layout(root: Path) -> str:
