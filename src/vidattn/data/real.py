@@ -336,11 +336,12 @@ def jester(root: Path, split: str = "train") -> tuple[list[VideoItem], list[str]
 LAYOUTS = {"ucf101": ucf101, "hmdb51": hmdb51, "kinetics400": kinetics400, "ssv2": ssv2, "jester": jester}
 
 
-# the annotated splits of each layout, as (loader arguments, the file that must exist for them)
+# the annotated splits of each layout, as (loader arguments, a glob of the file(s) they read)
 _SPLITS = {
     "ucf101": [((k, tr), f"ucfTrainTestlist/{'trainlist' if tr else 'testlist'}{k:02d}.txt")
                for k in (1, 2, 3) for tr in (True, False)],
-    "hmdb51": [((k, tr), "testTrainMulti_7030_splits") for k in (1, 2, 3) for tr in (True, False)],
+    "hmdb51": [((k, tr), f"testTrainMulti_7030_splits/*_test_split{k}.txt") for k in (1, 2, 3)
+               for tr in (True, False)],
     "kinetics400": [((s,), f"{s}.csv") for s in ("train", "val", "validate", "test")],
     "ssv2": [((s,), f"{s}.json") for s in ("train", "validation")],
     "jester": [((s,), f"jester-v1-{s}.csv") for s in ("train", "validation")],
@@ -356,9 +357,7 @@ def listed_videos(root: Path) -> tuple[str, list[Path], list[Path]]:
     token = _COLLECT_MISSING.set(missing)
     try:
         for args, mark in _SPLITS[layout]:
-            if not (root / mark).exists():
-                continue
-            if layout == "hmdb51" and not any((root / mark).glob(f"*_test_split{args[0]}.txt")):
+            if not any(root.glob(mark)):
                 continue
             items, _ = LAYOUTS[layout](root, *args)
             present.update((i.path, None) for i in items if i.path.exists())
