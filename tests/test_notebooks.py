@@ -14,8 +14,9 @@ from vidattn.profiles import CHAPTER_PARAMETERS
 def test_exactly_one_parameters_cell_with_the_shared_names(path):
     nb = jupytext.read(path)
     params = parameters_of(nb)  # raises unless exactly one tagged cell
-    # the scorecard runs nothing: it takes only the profile (for its label) and where ledgers are
-    assert tuple(params) == (("profile", "output_dir") if path.stem == "99_scorecard" else CHAPTER_PARAMETERS)
+    # the scorecard and the full-size page train nothing: they take only the profile and the output folder
+    reference_pages = ("90_full_size", "99_scorecard")
+    assert tuple(params) == (("profile", "output_dir") if path.stem in reference_pages else CHAPTER_PARAMETERS)
     assert params["profile"] == "small", "the committed default is the CPU scaled-down profile"
     header = path.read_text().split("---")[1]
     assert "cell_metadata_filter: -all" not in header  # would drop the tag on round trip

@@ -178,3 +178,146 @@ def test_data_check_names_missing_corrupt_and_truncated_videos(ucf, capsys):
     assert main(["data", "check", str(ucf), "--workers", "1"]) == 1
     out = capsys.readouterr().out
     assert "TRUNCATED" in out and "v_Beta_g01_c01.avi" in out and "1 missing, 1 corrupt, 1 truncated" in out
+
+
+# ------------------------------------------------------------------ the layouts added for the coming chapters
+
+
+def test_ssv1_frame_folders(tmp_path):
+    root = tmp_path / "ssv1"
+    root.mkdir()
+    (root / "something-something-v1-labels.csv").write_text("Pushing something\nPulling something\n")
+    (root / "something-something-v1-train.csv").write_text("7;Pulling something\n8;Pushing something\n")
+    (root / "something-something-v1-validation.csv").write_text("9;Pushing something\n")
+    for i, vid in enumerate(["7", "8", "9"]):
+        _frames_dir(root / "20bn-something-something-v1" / vid, _clip(i))
+    assert real.detect_layout(root) == "ssv1"
+    items, classes = real.ssv1(root, "train")
+    assert classes == ["Pushing something", "Pulling something"] and [i.label for i in items] == [1, 0]
+    s = real.Sampling("tsn", frames=4, size=16)
+    data = real.open_dataset(root, train_sampling=s, test_sampling=s)
+    assert (len(data.train), len(data.test), data.splits) == (2, 1, ("train", "validation"))
+    assert data.probe[0]["video"].shape == (3, 4, 16, 16) and int(data.probe[0]["label"]) == 0
+
+
+def test_kinetics600_is_the_kinetics400_layout_named_by_dataset(tmp_path):
+    root = tmp_path / "k600"
+    root.mkdir()
+    (root / "train.csv").write_text("label,youtube_id,time_start,time_end,split\n"
+                                    "zumba,AAA,0,10,train\nabseiling,BBB,0,10,train\n")
+    (root / "val.csv").write_text("label,youtube_id,time_start,time_end,split\nzumba,CCC,0,10,val\n")
+    for split, vid in (("train", "AAA"), ("train", "BBB"), ("val", "CCC")):
+        real.encode_video(root / split / f"{vid}_000000_000010.mp4", _clip(0))
+    s = real.Sampling("dense", frames=4, stride=2, size=16)
+    data = real.open_dataset(root, "kinetics600", train_sampling=s, test_sampling=s)
+    assert data.dataset == "kinetics600" and data.classes == ["abseiling", "zumba"]
+    assert [i.label for i in data.test.items] == [1]
+    assert real.listed_videos(root, "kinetics600")[0] == "kinetics600"
+    with pytest.raises(real.DatasetError, match="unknown dataset 'kinetics700'"):
+        real.open_dataset(root, "kinetics700", train_sampling=s, test_sampling=s)
+
+
+def _charades(root):
+    root.mkdir()
+    (root / "Charades_v1_classes.txt").write_text("c000 Holding some clothes\nc001 Opening a door\n"
+                                                  "c002 Sitting in a chair\n")
+    head = "id,subject,scene,quality,relevance,verified,script,objects,descriptions,actions,length\n"
+    (root / "Charades_v1_train.csv").write_text(
+        head + 'AAAAA,s,Kitchen,6,7,Yes,x,door,d,"c001 0.00 3.10;c002 1.00 5.00",10\n'
+        + "BBBBB,s,Hall,6,7,Yes,x,door,d,c000 0.5 2.0,10\n")
+    (root / "Charades_v1_test.csv").write_text(head + "CCCCC,s,Hall,6,7,Yes,x,door,d,,10\n"
+                                               + "DDDDD,s,Hall,6,7,Yes,x,door,d,c001 0 1;c001 2 3,10\n")
+    for i, vid in enumerate(["AAAAA", "BBBBB", "CCCCC", "DDDDD"]):
+        real.encode_video(root / "Charades_v1_480" / f"{vid}.mp4", _clip(i))
+    return root
+
+
+def test_charades_is_multi_label_with_map_and_wap(tmp_path):
+    from vidattn.engine.real_data import average_precision, label_loss
+
+    root = _charades(tmp_path / "charades")
+    assert real.detect_layout(root) == "charades"
+    items, classes = real.charades(root, "train")
+    assert classes == ["Holding some clothes", "Opening a door", "Sitting in a chair"]
+    assert [i.label for i in items] == [(1, 2), (0,)]
+    s = real.Sampling("tsn", frames=4, size=16)
+    data = real.open_dataset(root, train_sampling=s, test_sampling=s)
+    assert data.multi_label and data.test.items[0].label == () and data.test.items[1].label == (1,)
+    assert data.train[0]["label"].tolist() == [0.0, 1.0, 1.0]
+    assert label_loss(torch.zeros(2, 3), torch.stack([data.train[i]["label"] for i in (0, 1)])) > 0
+    # two classes with positives: AP 1 (ranked first) and 1/2 (the positive ranked second of two)
+    scores = torch.tensor([[0.9, 0.1], [0.1, 0.8], [0.2, 0.9]])
+    targets = torch.tensor([[1, 0], [0, 1], [0, 0]])
+    ap = average_precision(scores, targets)
+    assert ap["mAP"] == pytest.approx(75.0) and ap["wAP"] == pytest.approx(75.0)
+    heavy = torch.tensor([[1, 0], [1, 1], [1, 0]])  # class 0 has 3 positives: it weighs 3/4 in wAP
+    ap = average_precision(scores, heavy)
+    assert ap["wAP"] == pytest.approx(100 * (3 / 4 * 1.0 + 1 / 4 * 0.5))
+
+
+def test_generic_list_files(tmp_path):
+    root = tmp_path / "lists"
+    (root / "vids").mkdir(parents=True)
+    for i in range(3):
+        real.encode_video(root / "vids" / f"{i}.mp4", _clip(i))
+    (root / "train.txt").write_text("vids/0.mp4 0\nvids/1.mp4 2\n")
+    (root / "val.txt").write_text("vids/2.mp4 1\n")
+    assert real.detect_layout(root) == "video_list"
+    items, classes = real.video_list(root, "train")
+    assert classes == ["class_0", "class_1", "class_2"] and [i.label for i in items] == [0, 2]
+    (root / "classes.txt").write_text("run\njump\nswim\n")
+    assert real.video_list(root, "val")[1] == ["run", "jump", "swim"]
+    (root / "val.txt").write_text("vids/2.mp4 1 2\n")  # several labels: multi-label
+    assert real.video_list(root, "val")[0][0].label == (1, 2)
+    (root / "val.txt").write_text("vids/2.mp4 one\n")
+    with pytest.raises(real.DatasetError, match=r"malformed line 1 in .*val.txt.*path label"):
+        real.video_list(root, "val")
+    frames = tmp_path / "frames"
+    _frames_dir(frames / "rawframes" / "a", _clip(0))
+    (frames / "train.txt").write_text("rawframes/a 12 0\n")
+    assert real.detect_layout(frames) == "frame_list"
+    items, _ = real.frame_list(frames, "train")
+    assert items[0].path.is_dir() and real.decode_video(items[0].path).shape == (12, 24, 32, 3)
+
+
+def test_a_truncated_video_is_an_error_that_names_it(tmp_path):
+    path = tmp_path / "cut.avi"
+    real.encode_video(path, _clip(0, frames=48))
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) * 3 // 5])
+    frames, declared = real.decode_counted(path)
+    assert 0 < len(frames) < declared == 48
+    with pytest.raises(real.DatasetError, match=r"cut.avi is truncated: decoded \d+ of 48 frames"):
+        real.decode_video(path)
+
+
+def test_bad_video_policy(tmp_path, ucf):
+    vids = ucf / "UCF-101"
+    (vids / "Alpha/v_Alpha_g01_c01.avi").write_bytes(b"not a video" * 10)  # first training video
+    s = real.Sampling("tsn", frames=4, size=16)
+    strict = real.open_dataset(ucf, train_sampling=s, test_sampling=s)
+    with pytest.raises(real.DatasetError, match="v_Alpha_g01_c01.avi.*on_bad_video='error'"):
+        strict.train[0]
+    lenient = real.open_dataset(ucf, train_sampling=s, test_sampling=s, on_bad_video="skip")
+    item = lenient.train[0]  # the next sound video takes its place
+    assert int(item["label"]) == 1 and int(item["index"]) == 1 and list(lenient.train.bad) == [0]
+    (vids / "Beta/v_Beta_g02_c01.avi").write_bytes(b"")  # the only test video
+    blank = lenient.test[0]
+    assert list(lenient.test.bad) == [0] and blank["video"].abs().sum() == 0
+    with pytest.raises(ValueError, match="unknown on_bad_video 'ignore'"):
+        real.open_dataset(ucf, train_sampling=s, test_sampling=s, on_bad_video="ignore")
+
+
+def test_annotation_fingerprint_follows_the_split_files(ucf):
+    before = real.annotation_fingerprint(ucf)
+    assert real.annotation_fingerprint(ucf) == before
+    (ucf / "ucfTrainTestlist" / "testlist01.txt").write_text("Alpha/v_Alpha_g01_c01.avi\n")
+    assert real.annotation_fingerprint(ucf) != before
+
+
+def test_open_dataset_folds_and_errors(ucf):
+    s = real.Sampling("tsn", frames=4, size=16)
+    data = real.open_dataset(ucf, "", "1", train_sampling=s, test_sampling=s)
+    assert data.splits == ("fold 1 train", "fold 1 test") and "ucf101" in data.describe()
+    with pytest.raises(real.DatasetError, match="folds 1, 2 and 3"):
+        real.open_dataset(ucf, "ucf101", 4, train_sampling=s, test_sampling=s)

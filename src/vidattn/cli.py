@@ -46,7 +46,9 @@ def run_chapter(src: Path, out: Path, params: dict[str, Any], prepare_only: bool
 
     The notebook is written under a temporary name beside ``out`` and renamed only when
     every cell has run, so a failed or killed run never leaves a notebook that looks
-    complete; temporaries of earlier killed runs are removed first.
+    complete; temporaries of earlier killed runs are removed first. Under ``torchrun``
+    (``torchrun --nproc_per_node=N -m vidattn.cli run ...``) every rank executes the
+    chapter, its kernel joins the process group, and only rank 0 writes ``out``.
     """
     import jupytext
     import nbformat
@@ -64,8 +66,9 @@ def run_chapter(src: Path, out: Path, params: dict[str, Any], prepare_only: bool
         raise ValueError(f"unknown profile {params['profile']!r}; choose one of {PROFILES}")
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     out.parent.mkdir(parents=True, exist_ok=True)
-    for stale in out.parent.glob(f".{out.stem}.*.partial.ipynb"):
-        stale.unlink()
+    if int(os.environ.get("RANK", "0")) == 0:
+        for stale in out.parent.glob(f".{out.stem}.*.partial.ipynb"):
+            stale.unlink(missing_ok=True)
     fd, tmp_in = tempfile.mkstemp(suffix=".ipynb", prefix=f".{out.stem}.", dir=out.parent)
     os.close(fd)
     partial = out.with_name(f".{out.stem}.{os.getpid()}.partial.ipynb")
@@ -75,7 +78,8 @@ def run_chapter(src: Path, out: Path, params: dict[str, Any], prepare_only: bool
                                    language="python", cwd=str(src.parent), prepare_only=prepare_only,
                                    progress_bar=False)
         _label_parameters(partial)
-        os.replace(partial, out)
+        if int(os.environ.get("RANK", "0")) == 0:  # under torchrun every rank runs the chapter; rank 0 keeps it
+            os.replace(partial, out)
     finally:
         Path(tmp_in).unlink(missing_ok=True)
         partial.unlink(missing_ok=True)
@@ -146,14 +150,14 @@ def _verify(sample: int | None, workers: int | None, experiment: str | None = No
     return 0 if results and not failed and not corrupt else 1
 
 
-def _data_check(root: Path, workers: int | None) -> int:
+def _data_check(root: Path, workers: int | None, dataset: str = "") -> int:
     """Decode every listed video; report the bad ones; non-zero exit when any is bad."""
     from collections import Counter
 
     from vidattn.data.check import check_dataset
     from vidattn.store import default_workers
 
-    layout, checks = check_dataset(root, workers or default_workers())
+    layout, checks = check_dataset(root, workers or default_workers(), dataset=dataset)
     bad = [c for c in checks if c.status != "ok"]
     for c in bad:
         print(f"{c.status.upper():9s} {c.path}: {c.detail}")
@@ -188,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("action", choices=["check"])
     d.add_argument("root", type=Path, help="the dataset's root folder (a known layout)")
     d.add_argument("--workers", type=int, default=None, help="parallel decoding processes")
+    d.add_argument("--dataset", default="", help="the layout, where the files leave it ambiguous "
+                   "(kinetics600, frame_list, ...)")
     args = ap.parse_args(argv)
 
     if args.cmd == "run":
@@ -205,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             run_chapter(ch, args.out_dir / f"{ch.stem}.ipynb", {k: v for k, v in params.items() if k in known},
                         args.prepare_only)
     elif args.cmd == "data":
-        return _data_check(args.root, args.workers)
+        return _data_check(args.root, args.workers, args.dataset)
     elif args.action == "stale":
         return _stale(args.delete)
     else:

@@ -2,19 +2,44 @@
 
 * ``smoke``: seconds; one seed, tiny suites; what CI and nbval run.
 * ``small``: the CPU scaled-down default that regenerates the book on a 2-core machine.
-* ``full``: paper-size models and recipes on a GPU, real datasets when ``data_root`` is set.
+* ``full``: paper-size models and recipes on a GPU, and on a real dataset when
+  ``data_root`` is set.
+
+The real-data parameters (:data:`CHAPTER_PARAMETERS`):
+
+* ``data_root``: a dataset in one of the layouts of :mod:`vidattn.data.real`; the
+  chapter's real-data experiments train and test on it. ``dataset`` names the layout
+  where the files leave it ambiguous (``kinetics600``, ``frame_list``), ``split`` the
+  fold (UCF101, HMDB51) or the test split.
+* ``weights``: a local pretrained checkpoint (a timm ViT-B/16 for DirecFormer, a
+  torchvision ResNet-50 for CIDC's I3D); nothing downloads.
+* ``on_bad_video``: ``error`` (default) or ``skip`` (counted in the record).
+* ``size_override``: shrinks the model and the data and nothing else, e.g.
+  ``{"frames": 8, "size": 32, "model": {"dim": 32, "depth": 2, "heads": 2},
+  "epochs": 1, "batch_size": 4, "n_train": 32, "n_test": 16}``. It exists so that the
+  ``full`` recipe runs end to end on a CPU fixture (the tests do); every key it takes
+  is in :data:`SIZE_OVERRIDE_KEYS`, and an unknown key is an error.
+* ``allow_cpu``: run ``full`` on a CPU even when the estimate exceeds
+  :data:`CPU_LIMIT_HOURS` (see :func:`check_cpu_budget`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import os
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from vidattn.engine.determinism import RUN_THREADS
 
 PROFILES = ("smoke", "small", "full")
-CHAPTER_PARAMETERS = ("profile", "seeds", "device", "data_root", "output_dir")
+CHAPTER_PARAMETERS = ("profile", "seeds", "device", "data_root", "dataset", "split", "weights", "on_bad_video",
+                      "size_override", "allow_cpu", "output_dir")
+SIZE_OVERRIDE_KEYS = ("frames", "size", "model", "epochs", "batch_size", "n_train", "n_test")
+CPU_LIMIT_HOURS = 1.0
 
 
 @dataclass(frozen=True)
@@ -26,10 +51,51 @@ class RunContext:
     device: str
     data_root: Path | None
     output_dir: Path
+    dataset: str = ""
+    split: str = ""
+    weights: Path | None = None
+    on_bad_video: str = "error"
+    size_override: dict[str, Any] = field(default_factory=dict)
+    allow_cpu: bool = False
 
     def pick(self, smoke, small, full):
         """The value for the current profile."""
         return {"smoke": smoke, "small": small, "full": full}[self.profile]
+
+    def use_override(self, *keys: str) -> dict[str, Any]:
+        """The size override, refused if it holds a key this chapter does not use (never ignored)."""
+        unused = sorted(set(self.size_override) - set(keys))
+        if unused:
+            raise ValueError(f"size_override: this chapter does not use {unused}; it takes {list(keys)}")
+        return self.size_override
+
+    def data_spec(self, train: dict[str, Any], test: dict[str, Any]) -> dict[str, Any]:
+        """The ``data`` entry of a real-data run: where, which split, how clips are sampled,
+        and the annotation files' fingerprint (so a changed split gives a new record key).
+
+        ``train``/``test`` are :class:`vidattn.data.real.Sampling` fields; the size override's
+        ``frames`` and ``size`` replace theirs.
+        """
+        from vidattn.data.real import annotation_fingerprint, detect_layout
+
+        if self.data_root is None:
+            raise ValueError("no data_root: this build has no real dataset")
+        over = {k: self.size_override[k] for k in ("frames", "size") if k in self.size_override}
+        dataset = self.dataset or detect_layout(self.data_root)
+        return {"root": str(self.data_root.resolve()), "dataset": dataset, "split": self.split,
+                "fingerprint": annotation_fingerprint(self.data_root, dataset), "on_bad_video": self.on_bad_video,
+                "train": {**train, **over}, "test": {**test, **over}}
+
+    def weights_spec(self) -> dict[str, str] | None:
+        """``{"path", "sha256"}`` of the pretrained checkpoint (None without one): its hash is
+        part of every run's key, so other weights never serve an old record."""
+        if self.weights is None:
+            return None
+        h = hashlib.sha256()
+        with open(self.weights, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 24), b""):
+                h.update(chunk)
+        return {"path": str(self.weights.resolve()), "sha256": h.hexdigest()}
 
 
 def resolve_device(device: str) -> str:
@@ -42,14 +108,31 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def setup(profile: str, seeds: int, device: str = "auto", data_root: str = "", output_dir: str = "outputs"
-          ) -> RunContext:
+def _size_override(value: Any) -> dict[str, Any]:
+    if value in (None, "", {}):
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"size_override must be a mapping such as {{'size': 32, 'frames': 8}}, got {value!r}")
+    unknown = sorted(set(value) - set(SIZE_OVERRIDE_KEYS))
+    if unknown:
+        raise ValueError(f"size_override: unknown key(s) {unknown}; it takes {list(SIZE_OVERRIDE_KEYS)}")
+    if "model" in value and not isinstance(value["model"], dict):
+        raise ValueError(f"size_override['model'] must be a mapping of model fields, got {value['model']!r}")
+    return dict(value)
+
+
+def setup(profile: str, seeds: int, device: str = "auto", data_root: str = "", output_dir: str = "outputs", *,
+          dataset: str = "", split: str | int = "", weights: str = "", on_bad_video: str = "error",
+          size_override: dict[str, Any] | None = None, allow_cpu: bool = False) -> RunContext:
     """Validate the chapter parameters (clear errors for unknown values).
 
     Also fixes the chapter kernel's own numerics as the engine fixes a run's (one intra-op
     thread on the CPU, deterministic kernels), so that what a chapter computes outside the
-    records (equation checks, untrained baselines) prints the same on any machine.
+    records (equation checks, untrained baselines) prints the same on any machine. Under
+    ``torchrun`` it joins the process group (gloo on the CPU, NCCL on GPUs).
     """
+    from vidattn.data.real import BAD_VIDEO_POLICIES, LAYOUTS
+
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {PROFILES}")
     if not isinstance(seeds, int) or seeds < 1:
@@ -57,10 +140,66 @@ def setup(profile: str, seeds: int, device: str = "auto", data_root: str = "", o
     root = Path(data_root) if data_root else None
     if root is not None and not root.exists():
         raise FileNotFoundError(f"data_root {root} does not exist; leave it empty to use the synthetic suites")
+    if dataset and dataset not in LAYOUTS:
+        raise ValueError(f"unknown dataset {dataset!r}; known: {sorted(LAYOUTS)}")
+    if (dataset or split) and root is None:
+        raise ValueError(f"dataset={dataset!r} / split={split!r} given without data_root: they would be ignored")
+    if on_bad_video not in BAD_VIDEO_POLICIES:
+        raise ValueError(f"unknown on_bad_video {on_bad_video!r}; choose one of {BAD_VIDEO_POLICIES}")
+    ckpt = Path(weights) if weights else None
+    if ckpt is not None and not ckpt.is_file():
+        raise FileNotFoundError(f"weights file {ckpt} not found; nothing downloads, so pass a local checkpoint")
+    if ckpt is not None and root is None:
+        raise ValueError(f"weights={ckpt} given without data_root: the synthetic suites train from scratch, so "
+                         "the weights would be ignored")
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from vidattn.engine.distributed import init_from_env
+
+        init_from_env("cuda" if dev.startswith("cuda") else "cpu")
     if dev == "cpu":  # what a chapter computes itself follows the engine's rule for records
         torch.set_num_threads(RUN_THREADS)
     torch.use_deterministic_algorithms(True, warn_only=True)
-    return RunContext(profile, tuple(range(seeds)), dev, root, out)
+    return RunContext(profile, tuple(range(seeds)), dev, root, out, dataset, str(split), ckpt, on_bad_video,
+                      _size_override(size_override), bool(allow_cpu))
+
+
+def cpu_flops_per_second(seconds: float = 0.3) -> float:
+    """Measured float32 matrix-multiply throughput of one thread (an upper bound for training)."""
+    prev = torch.get_num_threads()
+    torch.set_num_threads(RUN_THREADS)
+    try:
+        a, b = torch.randn(512, 512), torch.randn(512, 512)
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            a @ b
+            n += 1
+        return 2 * 512**3 * n / (time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(prev)
+
+
+def estimate_seconds(macs_per_clip: float, clips: float, workers: int = 1) -> float:
+    """Training time of ``clips`` clip passes (forward + backward = 3 forwards, 2 FLOPs per
+    multiply-add) at the measured one-thread throughput, spread over ``workers`` processes."""
+    return 3 * 2 * macs_per_clip * clips / (cpu_flops_per_second() * max(1, workers))
+
+
+def check_cpu_budget(ctx: RunContext, what: str, seconds: float) -> str:
+    """Before ``full`` trains on a CPU: the estimate, and a stop when it exceeds the limit.
+
+    Returns the sentence it printed. Raises ``RuntimeError`` (before anything trains) when
+    the estimate exceeds :data:`CPU_LIMIT_HOURS` and ``allow_cpu`` is not set.
+    """
+    hours = seconds / 3600
+    line = (f"estimated CPU time for {what}: {hours:.2g} h ({seconds:.3g} s; from the models' counted FLOPs at "
+            "the measured one-thread matrix-multiply speed, a lower bound)")
+    if ctx.profile != "full" or ctx.device != "cpu":
+        return line
+    print(line, flush=True)
+    if hours > CPU_LIMIT_HOURS and not ctx.allow_cpu:
+        raise RuntimeError(f"profile 'full' on a CPU: {line}. Stopped before training. Run it on a GPU "
+                           f"(device=cuda), shrink it with size_override, or pass allow_cpu=True to run anyway.")
+    return line

@@ -69,16 +69,26 @@ NON_RESULT_MODULES = ("vidattn.store", "vidattn.tables", "vidattn.plotting", "vi
 TIMING_SUFFIXES = ("_per_second", "_seconds")
 RESULT_PARTS = ("metrics", "curves", "examples", "per_clip")
 EXPERIMENTS: dict[str, ExperimentFn] = {}
+# experiments that train with every rank of a ``torchrun`` group (DDP); the others are
+# small synthetic-suite runs, which rank 0 runs in single-process workers under torchrun
+DISTRIBUTED: set[str] = set()
+TORCHRUN_VARIABLES = ("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK",
+                      "ROLE_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID")
 _RUNNING: list[tuple[str, str]] = []  # (experiment, key) of the experiment being run
 
 
-def experiment(name: str) -> Callable[[ExperimentFn], ExperimentFn]:
-    """Register ``fn`` as experiment ``name`` so records can be re-run from the CLI."""
+def experiment(name: str, distributed: bool = False) -> Callable[[ExperimentFn], ExperimentFn]:
+    """Register ``fn`` as experiment ``name`` so records can be re-run from the CLI.
+
+    ``distributed`` experiments train with every rank under ``torchrun`` (see :func:`run_many`).
+    """
 
     def wrap(fn: ExperimentFn) -> ExperimentFn:
         if name in EXPERIMENTS and EXPERIMENTS[name].__module__ != fn.__module__:
             raise ValueError(f"experiment {name!r} is registered twice")
         EXPERIMENTS[name] = fn
+        if distributed:
+            DISTRIBUTED.add(name)
         return fn
 
     return wrap
@@ -200,13 +210,21 @@ def run_or_load(name: str, config: dict[str, Any], *, force: bool = False) -> Re
         device=_describe_device(dev), versions=environment(dev),
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), path=path,
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(rec.to_json())
-    os.replace(tmp, path)
-    for ckpt in _checkpoint_dir(name).glob(f"{key}-*.pt"):
-        ckpt.unlink()
+    if _rank() == 0:  # under torchrun every rank ran the experiment; rank 0 writes its record
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(rec.to_json())
+        os.replace(tmp, path)
+        for ckpt in _checkpoint_dir(name).glob(f"{key}-*.pt"):
+            ckpt.unlink()
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
     return rec
+
+
+def _rank() -> int:
+    dist = torch.distributed
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
 def default_workers() -> int:
@@ -230,28 +248,68 @@ def run_many(name: str, configs: list[dict[str, Any]], workers: int | None = Non
 
     Each worker runs one experiment at a time with one intra-op thread, so the records
     are the same as :func:`run_or_load` would write in this process, only sooner. Runs
-    on CUDA or under ``torchrun`` execute here, one after the other.
+    on CUDA execute here, one after the other. Under ``torchrun``, a distributed
+    experiment runs here on every rank (DDP); any other runs in single-process workers
+    started by rank 0 without the group's variables (its records are keyed as one
+    process's), while the other ranks wait.
     """
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        _experiment(name)  # registers it, with its distributed flag
+        if name in DISTRIBUTED:
+            return [run_or_load(name, c) for c in configs]
+        with _without_torchrun():  # this process is in the group: the runs go to fresh processes
+            failed: Exception | None = None
+            if _rank() == 0:
+                try:
+                    _run_missing(name, configs, max(1, workers or default_workers()), log, spawn=True)
+                except Exception as e:  # the other ranks must not wait forever at the barrier
+                    failed = e
+            torch.distributed.barrier()
+            if failed is not None:
+                raise failed
+            return [load_record(_record_path(name, record_key(name, c))) for c in configs]
+    workers = default_workers() if workers is None else workers
+    if workers <= 1 or any(device_type_of(c) != "cpu" for c in configs):
+        return [run_or_load(name, c) for c in configs]
+    return _run_missing(name, configs, workers, log)
+
+
+def _run_missing(name: str, configs: list[dict[str, Any]], workers: int, log: bool, spawn: bool = False
+                 ) -> list[Record]:
+    """Run the configs without a record in ``workers`` spawned processes (a single one here
+    unless ``spawn``), then load every record."""
     force = os.environ.get("VIDATTN_RETRAIN") == "1"
     keys = [record_key(name, c) for c in configs]
     missing = [i for i, k in enumerate(keys) if force or not _record_path(name, k).is_file()]
-    workers = default_workers() if workers is None else workers
-    serial = (workers <= 1 or len(missing) <= 1 or int(os.environ.get("WORLD_SIZE", "1")) > 1
-              or any(device_type_of(configs[i]) != "cpu" for i in missing))
     module = _experiment(name).__module__
     t0 = time.perf_counter()
-    if missing and not serial:
-        ctx = mp.get_context("spawn")
-        with cf.ProcessPoolExecutor(max_workers=min(workers, len(missing)), mp_context=ctx) as pool:
-            futures = [pool.submit(_worker, name, configs[i], module) for i in missing]
+    if len(missing) == 1 and not spawn:
+        run_or_load(name, configs[missing[0]])
+    elif missing:
+        gpu = any(device_type_of(configs[i]) != "cpu" for i in missing)
+        n = 1 if gpu else min(workers, len(missing))
+        with cf.ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn")) as pool:
+            futures = {pool.submit(_worker, name, configs[i], module): i for i in missing}
             for fut in cf.as_completed(futures):
-                fut.result()  # re-raises a worker's error here
+                try:
+                    fut.result()  # re-raises a worker's error here
+                except Exception as e:
+                    e.add_note(f"in experiment {name!r} with config {canonical_json(configs[futures[fut]])[:600]}")
+                    raise
         if log:
             print(f"[vidattn] {name}: ran {len(missing)} missing run(s) in {time.perf_counter() - t0:.0f} s "
-                  f"on {min(workers, len(missing))} worker processes", flush=True)
-    if serial:
-        return [run_or_load(name, c) for c in configs]
+                  f"on {n} worker processes", flush=True)
     return [load_record(_record_path(name, k)) for k in keys]
+
+
+@contextmanager
+def _without_torchrun() -> Iterator[None]:
+    """The process environment without ``torchrun``'s variables (restored afterwards)."""
+    saved = {k: os.environ.pop(k) for k in TORCHRUN_VARIABLES if k in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
 
 
 def _checkpoint_dir(name: str) -> Path:

@@ -12,10 +12,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
 from tqdm.auto import tqdm
 
-from vidattn.data.real import DatasetError, decode_video, listed_videos
+from vidattn.data.real import DatasetError, decode_counted, listed_videos
 
 STATUSES = ("ok", "missing", "corrupt", "truncated")
 
@@ -30,31 +29,25 @@ class VideoCheck:
 
 
 def check_video(path: Path) -> VideoCheck:
-    """Decode every frame of one video file or frame folder and compare with its declared count."""
+    """Decode every frame of one video file or frame folder and compare with its declared count
+    (the loaders' own rule, :func:`vidattn.data.real.decode_counted`)."""
     path = Path(path)
     if not path.exists():
         return VideoCheck(path, "missing", 0, None, "not found")
-    if path.is_dir():
-        try:
-            return VideoCheck(path, "ok", len(decode_video(path)), None)
-        except DatasetError as e:
-            return VideoCheck(path, "corrupt", 0, None, str(e))
     try:
-        with av.open(str(path)) as container:
-            declared = container.streams.video[0].frames or None
-            decoded = sum(1 for _ in container.decode(video=0))
-    except (av.error.FFmpegError, IndexError, ValueError) as e:
-        return VideoCheck(path, "corrupt", 0, None, f"cannot decode: {e}")
-    if decoded == 0:
-        return VideoCheck(path, "corrupt", 0, declared, "no decodable frames")
-    if declared is not None and decoded < declared:
-        return VideoCheck(path, "truncated", decoded, declared, f"decoded {decoded} of {declared} frames")
-    return VideoCheck(path, "ok", decoded, declared)
+        frames, declared = decode_counted(path)
+    except DatasetError as e:
+        return VideoCheck(path, "corrupt", 0, None, str(e))
+    if declared is not None and len(frames) < declared:
+        return VideoCheck(path, "truncated", len(frames), declared, f"decoded {len(frames)} of {declared} frames")
+    return VideoCheck(path, "ok", len(frames), declared)
 
 
-def check_dataset(root: Path, workers: int = 2, progress: bool = True) -> tuple[str, list[VideoCheck]]:
-    """The layout at ``root`` and one check per listed video (missing ones first)."""
-    layout, present, missing = listed_videos(root)
+def check_dataset(root: Path, workers: int = 2, progress: bool = True, dataset: str = ""
+                  ) -> tuple[str, list[VideoCheck]]:
+    """The layout at ``root`` (``dataset``, else detected) and one check per listed video
+    (missing ones first)."""
+    layout, present, missing = listed_videos(root, dataset)
     checks = [VideoCheck(p, "missing", 0, None, "listed but not found") for p in missing]
     with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
         decoded = pool.map(check_video, present, chunksize=8)

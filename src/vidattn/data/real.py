@@ -10,10 +10,25 @@
   ``validation.json`` (``id``, ``template``), videos ``<id>.webm`` or frame folders ``<id>/``.
 * **Jester**: ``jester-v1-labels.csv`` (one name per line), ``jester-v1-{train,validation}.csv``
   (``id;label``) and frame folders ``<id>/00001.jpg``.
+* **Something-Something V1**: ``something-something-v1-labels.csv``,
+  ``something-something-v1-{train,validation}.csv`` (``id;label``) and frame folders
+  ``20bn-something-something-v1/<id>/00001.jpg``.
+* **Kinetics-600**: the Kinetics-400 layout (``dataset="kinetics600"`` names it).
+* **Charades** (multi-label): ``Charades_v1_classes.txt`` (``c000 name``),
+  ``Charades_v1_{train,test}.csv`` whose ``actions`` column lists ``cNNN start end``
+  separated by ``;``, and videos ``Charades_v1_480/<id>.mp4``. A video's target is every
+  class it contains; metrics are mAP and wAP (:func:`average_precision`).
+* **Generic lists** (the MMAction2 formats): ``video_list`` reads ``<split>.txt`` lines
+  ``path label [label ...]``; ``frame_list`` reads ``folder total_frames label [label ...]``;
+  paths are relative to the root, labels start at 0, names come from ``classes.txt`` when
+  present. More than one label on any line makes the dataset multi-label.
 
 Videos decode with PyAV; frame folders with Pillow. Sampling follows the papers:
 TSN segments, dense clips with a stride, and multi-view testing (clips x 3 crops).
-Every failure names the file: a missing path, an undecodable video, an unknown class.
+Every failure names the file: a missing path, an undecodable or truncated video (fewer
+frames decode than the container declares), an unknown class. :func:`open_dataset` is
+the one entry point the chapters use: it returns the training and test sets of a layout
+with the paper's sampling and a stated policy for bad videos (``on_bad_video``).
 """
 from __future__ import annotations
 
@@ -42,7 +57,7 @@ class DatasetError(ValueError):
 @dataclass(frozen=True)
 class VideoItem:
     path: Path  # a video file or a folder of frames
-    label: int
+    label: int | tuple[int, ...]  # a tuple for multi-label datasets (possibly empty)
 
 
 def _need(path: Path, what: str) -> Path:
@@ -65,8 +80,12 @@ def _listed(path: Path, what: str) -> Path:
     return _need(path, what)
 
 
-def decode_video(path: Path) -> np.ndarray:
-    """All frames of a video file (T, H, W, 3) uint8, or of a folder of images."""
+def decode_counted(path: Path) -> tuple[np.ndarray, int | None]:
+    """All decodable frames of a video file (T, H, W, 3) uint8 and the frame count its
+    container declares (None when it does not say), or the frames of a folder of images.
+
+    Raises :class:`DatasetError` naming the file when nothing decodes.
+    """
     path = Path(path)
     _need(path, "video")
     if path.is_dir():
@@ -77,15 +96,32 @@ def decode_video(path: Path) -> np.ndarray:
             frames = [np.asarray(Image.open(f).convert("RGB")) for f in files]
         except (OSError, UnidentifiedImageError) as e:
             raise DatasetError(f"cannot decode a frame in {path}: {e}") from e
-        return np.stack(frames)
+        return np.stack(frames), None
+    frames = []
     try:
         with av.open(str(path)) as container:
-            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+            declared = container.streams.video[0].frames or None
+            for f in container.decode(video=0):
+                frames.append(f.to_ndarray(format="rgb24"))
     except (av.error.FFmpegError, IndexError, ValueError) as e:
-        raise DatasetError(f"cannot decode video {path}: {e}") from e
+        if not frames:
+            raise DatasetError(f"cannot decode video {path}: {e}") from e
+        declared = max(declared or 0, len(frames) + 1)  # decoding stopped part-way: truncated
     if not frames:
         raise DatasetError(f"video {path} has no decodable frames")
-    return np.stack(frames)
+    return np.stack(frames), declared
+
+
+def decode_video(path: Path) -> np.ndarray:
+    """All frames of a video file (T, H, W, 3) uint8, or of a folder of images.
+
+    A video whose frames decode only in part (fewer than its container declares) is
+    truncated: an error naming the file and both counts, never a short clip.
+    """
+    frames, declared = decode_counted(path)
+    if declared is not None and len(frames) < declared:
+        raise DatasetError(f"video {path} is truncated: decoded {len(frames)} of {declared} frames")
+    return frames
 
 
 def encode_video(path: Path, video: np.ndarray, fps: int = 12) -> None:
@@ -179,18 +215,31 @@ class Sampling:
             raise ValueError(f"unknown sampling mode {self.mode!r}; known: tsn, dense")
 
 
+BAD_VIDEO_POLICIES = ("error", "skip")
+
+
 class VideoDataset(Dataset):
     """Decoded, sampled, resized clips of a list of :class:`VideoItem`.
 
     Items have the same keys as the synthetic :class:`~vidattn.data.suites.ClipDataset`
-    (``video`` in [-0.5, 0.5], ``label``, ``index``), so the engine treats both alike.
+    (``video`` in [-0.5, 0.5], ``label``, ``index``), so the engine treats both alike;
+    a multi-label dataset gives ``label`` as a multi-hot float vector of ``len(classes)``.
     Training takes a random clip and a random ``size`` crop; test takes the views.
     ``seed`` fixes the test views and, with torch's RNG, the training draws.
+
+    ``on_bad_video`` says what a missing, corrupt or truncated video does: ``error``
+    raises naming the file; ``skip`` records it in :attr:`bad` and serves, in training,
+    the next sound video of the list in its place, and at test a blank clip whose index
+    is in :attr:`bad` (the evaluation drops it from every score).
     """
 
     def __init__(self, items: Sequence[VideoItem], classes: Sequence[str], sampling: Sampling, train: bool,
-                 seed: int = 0):
-        self.items, self.classes, self.sampling, self.train, self.seed = list(items), list(classes), sampling, train, seed
+                 seed: int = 0, multi_label: bool = False, on_bad_video: str = "error"):
+        if on_bad_video not in BAD_VIDEO_POLICIES:
+            raise ValueError(f"unknown on_bad_video {on_bad_video!r}; known: {BAD_VIDEO_POLICIES}")
+        self.items, self.classes, self.sampling = list(items), list(classes), sampling
+        self.train, self.seed, self.multi_label, self.on_bad_video = train, seed, multi_label, on_bad_video
+        self.bad: dict[int, str] = {}  # index -> why, for videos skipped under on_bad_video="skip"
 
     def __len__(self) -> int:
         return len(self.items)
@@ -207,14 +256,46 @@ class VideoDataset(Dataset):
         return [dense_indices(n, s.frames, s.stride, st)
                 for st in clip_starts(n, s.frames, s.stride, s.clips, self.train, rng)]
 
+    def target(self, i: int) -> torch.Tensor:
+        """The label of item ``i``: a class index, or a multi-hot vector when multi-label."""
+        label = self.items[i].label
+        if not self.multi_label:
+            return torch.tensor(label)
+        hot = torch.zeros(len(self.classes))
+        hot[list(label)] = 1.0
+        return hot
+
+    def _decode(self, i: int) -> np.ndarray | None:
+        try:
+            return decode_video(self.items[i].path)
+        except DatasetError as e:
+            if self.on_bad_video == "error":
+                raise DatasetError(f"{e} (on_bad_video='error'; pass on_bad_video='skip' to train without "
+                                   "it, counted in the record, or repair the file: vidattn data check "
+                                   "lists every bad video)") from None
+            self.bad[i] = str(e)
+            return None
+
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        item = self.items[i]
-        frames = decode_video(item.path)
+        frames = self._decode(i)
+        if frames is None and self.train:  # skip: the next sound video of the list takes its place
+            for step in range(1, len(self.items)):
+                j = (i + step) % len(self.items)
+                if j not in self.bad and (frames := self._decode(j)) is not None:
+                    i = j
+                    break
+            else:
+                raise DatasetError("on_bad_video='skip': no video of the list decodes")
+        s = self.sampling
+        if frames is None:  # a skipped test video: a blank clip the evaluation drops
+            views = 1 if s.clips == 1 and not s.three_crop else s.clips * (3 if s.three_crop else 1)
+            blank = torch.zeros(3, s.frames, s.size, s.size)
+            video = blank if views == 1 else blank.expand(views, -1, -1, -1, -1).clone()
+            return {"video": video, "label": self.target(i), "index": torch.tensor(i)}
         # training draws from torch's RNG (seeded, and saved in checkpoints, by the engine), so
         # every epoch sees new clips and crops; test views are a fixed function of the index
         draw = int(torch.randint(0, 2**31 - 1, (1,))) if self.train else 0
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, draw, i]))
-        s = self.sampling
         views = []
         for idx in self._indices(len(frames), rng):
             clip = torch.from_numpy(frames[idx]).permute(3, 0, 1, 2).float().div_(255.0)
@@ -228,7 +309,7 @@ class VideoDataset(Dataset):
             else:
                 views.extend(three_crops(clip, s.size)[1:2])
         video = views[0] if self.train or len(views) == 1 else torch.stack(views)
-        return {"video": video.sub_(0.5), "label": torch.tensor(item.label), "index": torch.tensor(i)}
+        return {"video": video.sub_(0.5), "label": self.target(i), "index": torch.tensor(i)}
 
 
 # ------------------------------------------------------------------ layouts
@@ -318,40 +399,129 @@ def ssv2(root: Path, split: str = "train") -> tuple[list[VideoItem], list[str]]:
     return items, classes
 
 
-def jester(root: Path, split: str = "train") -> tuple[list[VideoItem], list[str]]:
-    root = Path(root)
-    classes = _lines(root / "jester-v1-labels.csv")
-    ann = root / f"jester-v1-{split}.csv"
+def _semicolon_frames(root: Path, labels_file: str, ann_file: str, frames: str
+                      ) -> tuple[list[VideoItem], list[str]]:
+    """The 20BN layout of Jester and Something-Something V1: class names one per line,
+    annotations ``id;class name``, frame folders ``<frames>/<id>/00001.jpg``."""
+    classes = _lines(root / labels_file)
+    ann = root / ann_file
     items = []
     for n, ln in enumerate(_lines(ann), 1):
         parts = ln.split(";")
         if len(parts) != 2:
             raise DatasetError(f"malformed line {n} in {ann}: {ln!r}")
         label = _class_index(parts[1], classes, f"{ann} line {n}")
-        items.append(VideoItem(_listed(root / "frames" / parts[0], f"frame folder listed in {ann} line {n}"),
+        items.append(VideoItem(_listed(root / frames / parts[0], f"frame folder listed in {ann} line {n}"),
                                label))
     return items, classes
 
 
-LAYOUTS = {"ucf101": ucf101, "hmdb51": hmdb51, "kinetics400": kinetics400, "ssv2": ssv2, "jester": jester}
+def jester(root: Path, split: str = "train") -> tuple[list[VideoItem], list[str]]:
+    return _semicolon_frames(Path(root), "jester-v1-labels.csv", f"jester-v1-{split}.csv", "frames")
 
 
+def ssv1(root: Path, split: str = "train") -> tuple[list[VideoItem], list[str]]:
+    return _semicolon_frames(Path(root), "something-something-v1-labels.csv",
+                             f"something-something-v1-{split}.csv", "20bn-something-something-v1")
+
+
+def charades(root: Path, split: str = "train") -> tuple[list[VideoItem], list[str]]:
+    """Multi-label: each video's label is the tuple of classes its ``actions`` column names."""
+    root = Path(root)
+    ids = [ln.split()[0] for ln in _lines(root / "Charades_v1_classes.txt")]
+    names = [ln.split(maxsplit=1)[1] if " " in ln else ln for ln in _lines(root / "Charades_v1_classes.txt")]
+    csv_path = _need(root / f"Charades_v1_{split}.csv", "Charades annotation CSV")
+    vids = next((root / d for d in ("Charades_v1_480", "Charades_v1") if (root / d).is_dir()),
+                root / "Charades_v1_480")
+    items = []
+    with open(csv_path, newline="") as fh:
+        for n, row in enumerate(csv.DictReader(fh), 2):
+            try:
+                acts = [a.split()[0] for a in row["actions"].split(";") if a.strip()]
+                video_id = row["id"]
+            except KeyError as e:
+                raise DatasetError(f"{csv_path} lacks column {e}") from None
+            labels = tuple(sorted({_class_index(a, ids, f"{csv_path} line {n}") for a in acts}))
+            items.append(VideoItem(_listed(vids / f"{video_id}.mp4", f"video for {csv_path} line {n}"), labels))
+    return items, names
+
+
+def _list_file(root: Path, split: str, frames: bool) -> tuple[list[VideoItem], list[str]]:
+    """MMAction2's list files: ``path label...`` (videos) or ``folder total_frames label...``."""
+    ann = _need(root / f"{split}.txt", "list file")
+    skip = 2 if frames else 1
+    rows = []
+    for n, ln in enumerate(_lines(ann), 1):
+        parts = ln.split()
+        if len(parts) <= skip or not all(p.isdigit() for p in parts[1:]):
+            want = "folder total_frames label [label ...]" if frames else "path label [label ...]"
+            raise DatasetError(f"malformed line {n} in {ann}: {ln!r} (expected {want})")
+        rows.append((n, parts[0], tuple(int(p) for p in parts[skip:])))
+    multi = any(len(labels) > 1 for *_, labels in rows)
+    names_file = root / "classes.txt"
+    if names_file.is_file():
+        classes = _lines(names_file)
+    else:  # names from the largest label of both splits, so train and test agree
+        top = 0
+        for other in sorted(root.glob("*.txt")):
+            if other.name == "classes.txt":
+                continue
+            for ln in _lines(other):
+                parts = ln.split()
+                if len(parts) > skip and all(p.isdigit() for p in parts[1:]):
+                    top = max(top, *(int(p) for p in parts[skip:]))
+        classes = [f"class_{k}" for k in range(top + 1)]
+    items = []
+    for n, rel, labels in rows:
+        if max(labels) >= len(classes):
+            raise DatasetError(f"label {max(labels)} in {ann} line {n} is out of range ({len(classes)} classes)")
+        items.append(VideoItem(_listed(root / rel, f"{'folder' if frames else 'video'} listed in {ann} line {n}"),
+                               labels if multi else labels[0]))
+    return items, classes
+
+
+def video_list(root: Path, split: str = "train") -> tuple[list[VideoItem], list[str]]:
+    return _list_file(Path(root), split, frames=False)
+
+
+def frame_list(root: Path, split: str = "train") -> tuple[list[VideoItem], list[str]]:
+    return _list_file(Path(root), split, frames=True)
+
+
+LAYOUTS = {"ucf101": ucf101, "hmdb51": hmdb51, "kinetics400": kinetics400, "kinetics600": kinetics400,
+           "ssv2": ssv2, "ssv1": ssv1, "jester": jester, "charades": charades, "video_list": video_list,
+           "frame_list": frame_list}
+MULTI_LABEL = ("charades",)  # the list layouts are multi-label when a line carries several labels
+_K = [((s,), f"{s}.csv") for s in ("train", "val", "validate", "test")]
+_TRAIN_VAL = ("train", "validation")
 # the annotated splits of each layout, as (loader arguments, a glob of the file(s) they read)
 _SPLITS = {
     "ucf101": [((k, tr), f"ucfTrainTestlist/{'trainlist' if tr else 'testlist'}{k:02d}.txt")
                for k in (1, 2, 3) for tr in (True, False)],
     "hmdb51": [((k, tr), f"testTrainMulti_7030_splits/*_test_split{k}.txt") for k in (1, 2, 3)
                for tr in (True, False)],
-    "kinetics400": [((s,), f"{s}.csv") for s in ("train", "val", "validate", "test")],
-    "ssv2": [((s,), f"{s}.json") for s in ("train", "validation")],
-    "jester": [((s,), f"jester-v1-{s}.csv") for s in ("train", "validation")],
+    "kinetics400": _K,
+    "kinetics600": _K,
+    "ssv2": [((s,), f"{s}.json") for s in _TRAIN_VAL],
+    "ssv1": [((s,), f"something-something-v1-{s}.csv") for s in _TRAIN_VAL],
+    "jester": [((s,), f"jester-v1-{s}.csv") for s in _TRAIN_VAL],
+    "charades": [((s,), f"Charades_v1_{s}.csv") for s in ("train", "test")],
+    "video_list": [((s,), f"{s}.txt") for s in ("train", "val", "test")],
+    "frame_list": [((s,), f"{s}.txt") for s in ("train", "val", "test")],
 }
+# (training split, test split) of each layout; ucf101 and hmdb51 take a fold number instead
+DEFAULT_SPLITS = {"kinetics400": ("train", "val"), "kinetics600": ("train", "val"), "ssv2": _TRAIN_VAL,
+                  "ssv1": _TRAIN_VAL, "jester": _TRAIN_VAL, "charades": ("train", "test"),
+                  "video_list": ("train", "val"), "frame_list": ("train", "val")}
 
 
-def listed_videos(root: Path) -> tuple[str, list[Path], list[Path]]:
-    """The layout at ``root``, every video its annotation files list that exists, and those missing."""
+def listed_videos(root: Path, dataset: str = "") -> tuple[str, list[Path], list[Path]]:
+    """The layout at ``root`` (``dataset``, else detected), every video its annotation files
+    list that exists, and those missing."""
     root = Path(root)
-    layout = detect_layout(root)
+    layout = dataset or detect_layout(root)
+    if layout not in LAYOUTS:
+        raise DatasetError(f"unknown dataset {layout!r}; known: {sorted(LAYOUTS)}")
     present: dict[Path, None] = {}
     missing: list[Path] = []
     token = _COLLECT_MISSING.set(missing)
@@ -367,15 +537,104 @@ def listed_videos(root: Path) -> tuple[str, list[Path], list[Path]]:
 
 
 def detect_layout(root: Path) -> str:
-    """Name of the layout found at ``root`` (a clear error if none matches)."""
+    """Name of the layout found at ``root`` (a clear error if none matches).
+
+    Kinetics-600 shares Kinetics-400's layout and the two list layouts share their file
+    names: pass ``dataset`` to :func:`open_dataset` to choose among them.
+    """
     root = Path(root)
     _need(root, "dataset root")
     marks = {"ucf101": "ucfTrainTestlist", "hmdb51": "testTrainMulti_7030_splits", "kinetics400": "train.csv",
-             "ssv2": "labels.json", "jester": "jester-v1-labels.csv"}
+             "ssv2": "labels.json", "jester": "jester-v1-labels.csv", "ssv1": "something-something-v1-labels.csv",
+             "charades": "Charades_v1_classes.txt", "video_list": "train.txt"}
     for name, mark in marks.items():
         if (root / mark).exists():
+            if name == "video_list":  # a list of frame folders, or of video files?
+                first = _lines(root / mark)[:1]
+                if first and (root / first[0].split()[0]).is_dir():
+                    return "frame_list"
             return name
-    raise DatasetError(f"{root} matches no known layout (looked for {sorted(marks.values())})")
+    raise DatasetError(f"{root} matches no known layout (looked for {sorted(marks.values())}); "
+                       f"known datasets: {sorted(LAYOUTS)}")
+
+
+@dataclass
+class RealData:
+    """A real dataset opened for a chapter: training set, test set (the paper's views) and
+    a single-view test set (the centre clip and crop, for analyses that read one view)."""
+
+    dataset: str
+    root: Path
+    train: VideoDataset
+    test: VideoDataset
+    probe: VideoDataset
+    classes: list[str]
+    multi_label: bool
+    splits: tuple[str, str]
+
+    def describe(self) -> str:
+        return (f"{self.dataset} at {self.root} (train {self.splits[0]}: {len(self.train)} videos, "
+                f"test {self.splits[1]}: {len(self.test)} videos, {len(self.classes)} classes"
+                f"{', multi-label' if self.multi_label else ''})")
+
+
+def _split_args(dataset: str, split: str | int | None) -> tuple[tuple, tuple, tuple[str, str]]:
+    if dataset in ("ucf101", "hmdb51"):
+        fold = 1 if split in (None, "") else int(split)
+        if fold not in (1, 2, 3):
+            raise DatasetError(f"{dataset} has folds 1, 2 and 3; split={split!r}")
+        return (fold, True), (fold, False), (f"fold {fold} train", f"fold {fold} test")
+    train, test = DEFAULT_SPLITS[dataset]
+    test = str(split) if split not in (None, "") else test
+    return (train,), (test,), (train, test)
+
+
+def open_dataset(root: Path, dataset: str = "", split: str | int | None = None, *,
+                 train_sampling: Sampling, test_sampling: Sampling, on_bad_video: str = "error",
+                 seed: int = 0) -> RealData:
+    """The training and test sets of the dataset at ``root``.
+
+    ``dataset`` names the layout (detected from the files when empty); ``split`` is the
+    fold of UCF101/HMDB51 (1-3) or the name of the test split of the other layouts
+    (default: their validation split). Training uses ``train_sampling``; the test set
+    uses ``test_sampling`` (its multi-view testing) and the probe one centre view.
+    """
+    root = Path(root)
+    dataset = dataset or detect_layout(root)
+    if dataset not in LAYOUTS:
+        raise DatasetError(f"unknown dataset {dataset!r}; known: {sorted(LAYOUTS)}")
+    train_args, test_args, names = _split_args(dataset, split)
+    train_items, classes = LAYOUTS[dataset](root, *train_args)
+    test_items, test_classes = LAYOUTS[dataset](root, *test_args)
+    if test_classes != classes:
+        raise DatasetError(f"{root}: the {names[1]} split names other classes than {names[0]}")
+    if not train_items or not test_items:
+        raise DatasetError(f"{root}: the {names[0] if not train_items else names[1]} split lists no video")
+    multi = dataset in MULTI_LABEL or any(isinstance(i.label, tuple) for i in train_items + test_items)
+    probe = Sampling(test_sampling.mode, test_sampling.frames, test_sampling.stride, test_sampling.size)
+
+    def make(items: list[VideoItem], sampling: Sampling, train: bool) -> VideoDataset:
+        return VideoDataset(items, classes, sampling, train, seed, multi, on_bad_video)
+
+    return RealData(dataset, root, make(train_items, train_sampling, True), make(test_items, test_sampling, False),
+                    make(test_items, probe, False), classes, multi, names)
+
+
+def annotation_fingerprint(root: Path, dataset: str = "") -> str:
+    """sha256 of a dataset's annotation files (names and bytes): part of every real-data run's key,
+    so a changed split or label file never serves an old record. The videos themselves are
+    not hashed (terabytes); ``vidattn data check`` vouches for them."""
+    from vidattn.fingerprint import sha256
+
+    root = Path(root)
+    dataset = dataset or detect_layout(root)
+    if dataset not in LAYOUTS:
+        raise DatasetError(f"unknown dataset {dataset!r}; known: {sorted(LAYOUTS)}")
+    files = sorted({f for _, mark in _SPLITS[dataset] for f in root.glob(mark)}
+                   | {root / n for n in ("classes.txt", "labels.json", "Charades_v1_classes.txt",
+                                         "something-something-v1-labels.csv", "jester-v1-labels.csv",
+                                         "ucfTrainTestlist/classInd.txt") if (root / n).is_file()})
+    return sha256(b"".join(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() for f in files))
 
 
 def export_ucf101(videos: np.ndarray, labels: np.ndarray, class_names: Sequence[str], root: Path,

@@ -34,6 +34,9 @@ def environment(device_type: str) -> dict[str, object]:
     if device_type == "cpu":
         env["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
         env["threads"] = RUN_THREADS
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:  # DDP splits every batch over ranks: batch statistics and reduction order change
+        env["world_size"] = world
     return env
 
 

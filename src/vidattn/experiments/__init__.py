@@ -1,2 +1,2 @@
-"""Registered experiments, one module per chapter (importing this registers them all)."""
-from vidattn.experiments import cidc, data_suites, direcformer  # noqa: F401
+"""Registered experiments, one module per chapter and its real-data runs (importing this registers them all)."""
+from vidattn.experiments import cidc, cidc_real, data_suites, direcformer, direcformer_real  # noqa: F401

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from vidattn.profiles import RunContext
+
 # event, pause, event with two palindromic events (a size pulse, a there-and-back shift):
 # each event leaves the actor as it found it, so nothing but the order of the events
 # tells "pulse then oscillate" from "oscillate then pulse"; two order-free controls
@@ -53,9 +55,26 @@ HEADS: dict[str, dict[str, Any]] = {
 }
 
 
-def run_config(profile: str, head: str, seed: int, device: str) -> dict[str, Any]:
-    """Config of one ``cidc/train`` run."""
+def settings(profile: str, override: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The profile's settings with the chapter's ``size_override`` applied (model and data size
+    only); the settings themselves when there is none, so record keys stay as they were."""
     s = PROFILE_SETTINGS[profile]
+    if not override:
+        return s
+    s = {**s, **{k: override[k] for k in ("size", "n_train", "n_test") if k in override},
+         "backbone": {**s["backbone"], **override.get("model", {})}}
+    if "epochs" in override:
+        s["backbone_epochs"] = s["head_epochs"] = override["epochs"]
+    if "batch_size" in override:
+        s["backbone_train"] = {**s["backbone_train"], "batch_size": override["batch_size"]}
+        s["head_train"] = {**s["head_train"], "batch_size": override["batch_size"]}
+    return s
+
+
+def run_config(profile: str, head: str, seed: int, device: str, override: dict[str, Any] | None = None
+               ) -> dict[str, Any]:
+    """Config of one ``cidc/train`` run."""
+    s = settings(profile, override)
     return {
         "suite": "order_events",
         "suite_overrides": {**SUITE, "size": s["size"], "n_train": s["n_train"], "n_test": s["n_test"]},
@@ -65,6 +84,73 @@ def run_config(profile: str, head: str, seed: int, device: str) -> dict[str, Any
     }
 
 
-def chapter_runs(profile: str, seeds: tuple[int, ...], device: str) -> list[dict[str, Any]]:
+def chapter_runs(profile: str, seeds: tuple[int, ...], device: str, override: dict[str, Any] | None = None
+                 ) -> list[dict[str, Any]]:
     """Every run of the chapter, seed by seed (the heads of a seed share its backbone)."""
-    return [run_config(profile, h, seed, device) for seed in seeds for h in HEADS]
+    return [run_config(profile, h, seed, device, override) for seed in seeds for h in HEADS]
+
+
+# ---------------------------------------------------------------- real data
+
+# the rows trained on a real dataset: the I3D baseline and the paper's CIDC network
+REAL_HEADS = ("I3D (GAP)", "CIDC (full)")
+# the paper's clips (spec, Sec. 3): 32 frames every other frame; at test 10 uniform clips x 3 crops.
+# The scaled-down profiles keep the suites' 32 frames and size with one test view.
+REAL_SAMPLING = {
+    "smoke": ({"mode": "dense", "frames": 32, "stride": 2, "size": 32}, {"clips": 1}),
+    "small": ({"mode": "dense", "frames": 32, "stride": 2, "size": 32}, {"clips": 1}),
+    "full": ({"mode": "dense", "frames": 32, "stride": 2, "size": 224}, {"clips": 10, "three_crop": True}),
+}
+
+
+def real_runs(ctx: RunContext) -> list[dict[str, Any]]:
+    """The ``cidc/real`` runs of :data:`REAL_HEADS` on the chapter's dataset, in the profile's
+    settings (backbone and recipe; ``full`` is the paper's), seed by seed."""
+    s = settings(ctx.profile, ctx.size_override)
+    train, test = REAL_SAMPLING[ctx.profile]
+    spec = ctx.data_spec(train, {**train, **test})
+    weights = ctx.weights_spec()
+    return [{"data": spec, "backbone": dict(s["backbone"]), "weights": weights,
+             "backbone_train": {**s["backbone_train"], "epochs": s["backbone_epochs"]},
+             "head": dict(HEADS[h]), "head_train": {**s["head_train"], "epochs": s["head_epochs"]},
+             "seed": seed, "device": ctx.device} for seed in ctx.seeds for h in REAL_HEADS]
+
+
+def cpu_seconds(configs: list[dict[str, Any]], workers: int) -> float:
+    """Estimated one-thread training time of ``configs`` (``cidc/train`` or ``/real``) over
+    ``workers`` processes: the backbone's counted MACs (on PyTorch's meta device) x the clips
+    stage 1 trains on (once per shared backbone) and stage 2 passes through it for features."""
+    import json
+
+    import torch
+
+    from vidattn.engine.real_data import open_real
+    from vidattn.experiments.cidc import build_backbone, suite_of
+    from vidattn.flops import count_macs
+    from vidattn.models.cidc import GAPHead, VideoClassifier
+    from vidattn.profiles import estimate_seconds
+
+    macs: dict[str, float] = {}
+    backbones: set[str] = set()
+    total = 0.0
+    for c in configs:
+        if "data" in c:
+            n, frames, size = len(open_real(c["data"]).train), c["data"]["train"]["frames"], \
+                c["data"]["train"]["size"]
+        else:
+            suite = suite_of(c)
+            n, frames, size = suite.n_train, suite.frames, suite.size
+        key = json.dumps([c["backbone"], frames, size], sort_keys=True)
+        if key not in macs:
+            with torch.device("meta"):
+                b = build_backbone(c["backbone"])
+                macs[key] = float(count_macs(VideoClassifier(b, GAPHead(b.channels, 2)),
+                                             torch.empty(1, 3, frames, size, size)))
+        stage1 = json.dumps([key, c.get("data"), c.get("suite_overrides"), c["backbone_train"], c["seed"]],
+                            sort_keys=True)
+        if stage1 not in backbones:  # every head of a seed shares its backbone
+            backbones.add(stage1)
+            total += 3 * macs[key] * n * c["backbone_train"]["epochs"]
+        if c["head"]["name"] != "gap":
+            total += macs[key] * n  # the frozen backbone's features, one forward per clip
+    return estimate_seconds(1.0, total / 3, workers)

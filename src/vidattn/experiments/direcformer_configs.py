@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from vidattn.data.real import detect_layout
+from vidattn.profiles import RunContext
+
 # (variant, L_ord weight, L_self weight): Table 1's rows as reconstructed in the spec, then Table 2's extra row
 TABLE1_ROWS = (("S-S", 0, 0), ("S-C", 0, 0), ("S-C", 1, 0), ("C-S", 0, 0), ("C-S", 1, 0), ("C-S", 1, 1),
                ("C-C", 0, 0), ("C-C", 1, 0), ("C-C", 1, 1))
@@ -69,11 +72,21 @@ FULL_REGIME = {"suite": {"size": 224, "n_train": 20000, "n_test": 2000}, "model"
 PROFILE_REGIMES: dict[str, dict[str, Any]] = {"smoke": SMOKE_REGIME, "small": SMALL_REGIME, "full": FULL_REGIME}
 
 
+def shrunk(regime: dict[str, Any], override: dict[str, Any] | None) -> dict[str, Any]:
+    """A regime with the chapter's ``size_override`` applied (model and data size only);
+    the regime itself when there is none, so configs and record keys stay as they were."""
+    if not override:
+        return regime
+    suite = {**regime["suite"], **{k: override[k] for k in ("size", "n_train", "n_test") if k in override}}
+    train = {**regime["train"], **{k: override[k] for k in ("epochs", "batch_size") if k in override}}
+    return {"suite": suite, "model": {**regime["model"], **override.get("model", {})}, "train": train}
+
+
 def run_config(profile: str, suite: str, variant: str, l_ord: float, l_self: float, seed: int, device: str,
-               time_embed: bool = True, perm_rule: str = "max", regime: dict[str, Any] | None = None
-               ) -> dict[str, Any]:
+               time_embed: bool = True, perm_rule: str = "max", regime: dict[str, Any] | None = None,
+               override: dict[str, Any] | None = None) -> dict[str, Any]:
     """Config of one ``direcformer/train`` run (in the profile's regime unless ``regime`` is given)."""
-    r = regime or PROFILE_REGIMES[profile]
+    r = shrunk(regime or PROFILE_REGIMES[profile], override)
     return {
         "suite": suite, "suite_overrides": dict(r["suite"]),
         "variant": variant, "time_embed": time_embed, "l_ord": l_ord, "l_self": l_self, "perm_rule": perm_rule,
@@ -102,14 +115,82 @@ def pilot_runs(profile: str, device: str) -> list[dict[str, Any]]:
     return runs
 
 
-def chapter_runs(profile: str, seeds: tuple[int, ...], device: str) -> dict[str, list[dict[str, Any]]]:
+def chapter_runs(profile: str, seeds: tuple[int, ...], device: str, override: dict[str, Any] | None = None
+                 ) -> dict[str, list[dict[str, Any]]]:
     """Every run of the chapter, grouped by the table it feeds."""
     cut = CUT_ROWS.get(profile, ())
     rows = [k for k in dict.fromkeys(TABLE1_ROWS + TABLE2_ROWS) if k not in cut]
+    o = override
     return {
-        "main": [run_config(profile, "order", v, o, s, seed, device) for v, o, s in rows for seed in seeds],
-        "bag": [run_config(profile, "order", "S-S", 0, 0, seed, device, time_embed=False) for seed in seeds],
-        "arrow": [run_config(profile, "order_arrow", v, o, s, seed, device) for v, o, s in ARROW_ROWS
+        "main": [run_config(profile, "order", v, lo, ls, seed, device, override=o) for v, lo, ls in rows
+                 for seed in seeds],
+        "bag": [run_config(profile, "order", "S-S", 0, 0, seed, device, time_embed=False, override=o)
+                for seed in seeds],
+        "arrow": [run_config(profile, "order_arrow", v, lo, ls, seed, device, override=o) for v, lo, ls in ARROW_ROWS
                   for seed in seeds[:ARROW_SEEDS]],
-        "min_set": [run_config(profile, "order", "C-S", 1, 1, seed, device, perm_rule="min") for seed in seeds],
+        "min_set": [run_config(profile, "order", "C-S", 1, 1, seed, device, perm_rule="min", override=o)
+                    for seed in seeds],
     }
+
+
+# ---------------------------------------------------------------- real data
+
+# the rows trained on a real dataset: TimeSformer, directed attention alone, DirecFormer
+REAL_ROWS = (("S-S", 0, 0), ("C-S", 0, 0), ("C-S", 1, 1))
+# a time embedding drawn at random only helps from scratch; from ImageNet it starts at zero, as the paper
+FROM_IMAGENET = {"time_embed_std": 0.0}
+
+
+def real_sampling(dataset: str, size: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The paper's sampling (spec, Sec. 3): 8 frames at stride 32 on Kinetics, 8 TSN segments
+    elsewhere; at test 1 clip x 3 crops along the longer side."""
+    mode = {"mode": "dense", "stride": 32} if dataset.startswith("kinetics") else {"mode": "tsn"}
+    train = {**mode, "frames": 8, "size": size}
+    return train, {**train, "clips": 1, "three_crop": True}
+
+
+def real_runs(ctx: RunContext) -> list[dict[str, Any]]:
+    """The ``direcformer/real`` runs of :data:`REAL_ROWS` on the chapter's dataset, in the
+    profile's regime (model, recipe and frame size; ``full`` is the paper's), seed by seed."""
+    r = shrunk(PROFILE_REGIMES[ctx.profile], ctx.size_override)
+    spec = ctx.data_spec(*real_sampling(ctx.dataset or detect_layout(ctx.data_root), r["suite"]["size"]))
+    weights = ctx.weights_spec()
+    model = {**r["model"], **(FROM_IMAGENET if weights else {})}
+    return [{"data": spec, "variant": v, "time_embed": True, "l_ord": lo, "l_self": ls, "perm_rule": "max",
+             "n_perms": 30, "model": model, "train": dict(r["train"]), "weights": weights, "seed": seed,
+             "device": ctx.device} for v, lo, ls in REAL_ROWS for seed in ctx.seeds]
+
+
+def cpu_seconds(configs: list[dict[str, Any]], workers: int) -> float:
+    """Estimated one-thread training time of ``configs`` (``direcformer/train`` or ``/real``)
+    spread over ``workers`` processes: each model's counted MACs (on PyTorch's meta device,
+    so no memory is used) x the clips its training passes through it."""
+    import json
+
+    import torch
+
+    from vidattn.data.suites import suite_config
+    from vidattn.engine.real_data import open_real
+    from vidattn.flops import count_macs
+    from vidattn.models.direcformer import DirecFormer, DirecFormerConfig
+    from vidattn.profiles import estimate_seconds
+
+    macs: dict[str, float] = {}
+    total = 0.0
+    for c in configs:
+        if "data" in c:
+            data = open_real(c["data"])
+            n, frames, size, classes = len(data.train), c["data"]["train"]["frames"], c["data"]["train"]["size"], \
+                len(data.classes)
+        else:
+            suite = suite_config(c["suite"], **c["suite_overrides"])
+            n, frames, size, classes = suite.n_train, suite.frames, suite.size, suite.num_classes
+        key = json.dumps([c["variant"], frames, size, classes, c["model"]], sort_keys=True)
+        if key not in macs:
+            with torch.device("meta"):
+                model = DirecFormer(DirecFormerConfig(num_classes=classes, variant=c["variant"], img_size=size,
+                                                      frames=frames, num_orders=0, **c["model"]))
+                macs[key] = float(count_macs(model, torch.empty(1, 3, frames, size, size)))
+        passes = 2 if (c["l_ord"] or c["l_self"]) else 1
+        total += macs[key] * n * c["train"]["epochs"] * passes
+    return estimate_seconds(1.0, total, workers)

@@ -1,0 +1,111 @@
+"""The full recipes' training speed on a GPU, through the real loaders: one prepared script.
+
+    python -m vidattn.gpu_check --out gpu_check.json [--steps 200] [--clips 256]
+
+It exports a synthetic suite to the UCF101 layout at 224² (MPEG-4 ``.avi`` files, as a
+real dataset arrives), opens it with the loaders and the sampling each chapter's
+``full`` profile uses, and trains DirecFormer (C-S, ViT-B/16, both passes of Eq. 14)
+and CIDC's stage 1 (I3D-ResNet-50 + GAP) with the paper's recipes for ``--steps``
+optimiser steps under bf16 autocast, through the engine's own trainer. It records
+clips per second (decoding included: the trainer reads clips in its own process),
+peak memory, and model-FLOPs utilisation against the device's bf16 peak, with the
+device's name. ``--size``, ``--frames`` and ``--batch`` shrink it for a test on a CPU.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vidattn.data.real import Sampling, export_ucf101, open_dataset
+from vidattn.data.suites import generate_split, suite_config
+from vidattn.engine.benchmark import peak_flops
+from vidattn.engine.real_data import classify_loss
+from vidattn.engine.train import TrainConfig, fit
+from vidattn.experiments import cidc_configs, direcformer_configs
+from vidattn.experiments.cidc import build_backbone
+from vidattn.flops import count_macs
+from vidattn.models.cidc import GAPHead, VideoClassifier
+from vidattn.models.direcformer import DirecFormer, DirecFormerConfig, LossWeights, direcformer_loss
+from vidattn.permutations import order_table, permutation_set
+
+
+def export_suite(root: Path, clips: int, size: int, frames: int) -> Path:
+    """``clips`` clips of the ``order`` suite at ``size``² in the UCF101 layout (all for training)."""
+    cfg = suite_config("order", size=size, frames=frames, n_train=clips, n_test=1)
+    data = generate_split(cfg, "train", clips)
+    export_ucf101(data.videos, data.labels, [c.name for c in cfg.classes], root, train=np.ones(clips, bool))
+    (root / "ucfTrainTestlist" / "testlist01.txt").write_text(
+        (root / "ucfTrainTestlist" / "trainlist01.txt").read_text().split()[0] + "\n")
+    return root
+
+
+def measure(name: str, model: torch.nn.Module, train_set, tcfg: TrainConfig, loss_fn, macs: float, passes: int,
+            device: torch.device) -> dict[str, float | str]:
+    """One epoch of ``fit`` over ``train_set``: clips/s, peak memory and MFU."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    t0 = time.perf_counter()
+    res = fit(model, train_set, tcfg, loss_fn=loss_fn, device=device)
+    seconds = time.perf_counter() - t0
+    peak = peak_flops(device)
+    return {
+        "model": name, "steps": tcfg.epochs * (len(train_set) // tcfg.batch_size), "batch": tcfg.batch_size,
+        "clips_per_second": res.clips_per_second, "seconds": seconds,
+        "peak_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
+        "mfu_percent": 100 * 3 * 2 * macs * passes * res.clips_per_second / peak if peak else None,
+        "gmacs_per_clip_pass": macs / 1e9,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--batch", type=int, default=8, help="clips per step (the recipes' per-GPU batch)")
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--frames", type=int, default=32, help="frames per exported video")
+    ap.add_argument("--clips", type=int, default=256, help="videos exported (re-read every epoch)")
+    args = ap.parse_args(argv)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    results: dict = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+                     "torch": torch.__version__, "runs": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = export_suite(Path(tmp) / "ucf", args.clips, args.size, args.frames)
+        n = args.steps * args.batch
+        epochs = max(1, -(-n // args.clips))  # enough epochs over the exported clips for the steps
+        # DirecFormer: 8 TSN segments, ViT-B/16, C-S with both losses, SGD as in the paper
+        train, test = direcformer_configs.real_sampling("ucf101", args.size)
+        data = open_dataset(root, train_sampling=Sampling(**train), test_sampling=Sampling(**test))
+        perms = order_table(permutation_set(8, 30, "max"))
+        model = DirecFormer(DirecFormerConfig(num_classes=len(data.classes), variant="C-S", img_size=args.size,
+                                              num_orders=len(perms), patch_size=16 if args.size % 16 == 0 else 8))
+        macs = float(count_macs(model, torch.zeros(1, 3, 8, args.size, args.size)))
+        recipe = {**direcformer_configs.FULL_TRAIN, "batch_size": args.batch, "epochs": epochs}
+        loss = partial(direcformer_loss, orders=perms, weights=LossWeights(1.0, 1.0, 1.0))
+        results["runs"].append(measure("DirecFormer C-S (ViT-B/16, 8x224, both passes)", model, data.train,
+                                       TrainConfig(**recipe), loss, macs, 2, device))
+        del model
+        # CIDC stage 1: I3D-ResNet-50 + GAP, 32 frames every other frame, SGD as in the paper
+        train, test = cidc_configs.REAL_SAMPLING["full"]
+        train = {**train, "size": args.size}
+        data = open_dataset(root, train_sampling=Sampling(**train), test_sampling=Sampling(**{**train, **test}))
+        backbone = build_backbone(cidc_configs.PROFILE_SETTINGS["full"]["backbone"])
+        model = VideoClassifier(backbone, GAPHead(backbone.channels, len(data.classes)))
+        macs = float(count_macs(model, torch.zeros(1, 3, 32, args.size, args.size)))
+        recipe = {**cidc_configs.PAPER_TRAIN, "batch_size": args.batch, "epochs": epochs}
+        results["runs"].append(measure("CIDC stage 1 (I3D-ResNet-50 + GAP, 32x224)", model, data.train,
+                                       TrainConfig(**recipe), classify_loss, macs, 1, device))
+    args.out.write_text(json.dumps(results, indent=1))
+    print(json.dumps(results, indent=1))
+    return results
+
+
+if __name__ == "__main__":
+    main()
