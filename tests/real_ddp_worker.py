@@ -15,7 +15,7 @@ if __name__ == "__main__":
     ctx = profiles.setup("full", 1, "cpu", ucf, out, weights=vit, size_override=DIRECFORMER_OVERRIDE)
     run_many("direcformer/real", direcformer_configs.real_runs(ctx)[:1])
     ctx = profiles.setup("full", 1, "cpu", ucf, out, weights=r50, size_override=CIDC_OVERRIDE)
-    run_many("cidc/real", cidc_configs.real_runs(ctx))
+    run_many("cidc/real", cidc_configs.real_runs(ctx)[1:])  # CIDC (full): both stages under DDP
     synthetic = direcformer_configs.run_config("full", "order", "S-S", 0, 0, 0, "cpu",
                                                override=DIRECFORMER_OVERRIDE)
     run_many("direcformer/train", [synthetic])

@@ -45,7 +45,7 @@ def test_each_chapter_runs_full_on_real_files(stem, fixtures, tmp_path, monkeypa
     monkeypatch.setenv("VIDATTN_RECORDS_DIR", str(tmp_path / "records"))
     monkeypatch.setenv("VIDATTN_DATA_DIR", str(tmp_path / "data"))
     params, expect = CHAPTERS[stem]
-    params = {**params, "profile": "full", "seeds": 2, "device": "cpu", "data_root": str(fixtures["ucf"]),
+    params = {**params, "profile": "full", "seeds": 1, "device": "cpu", "data_root": str(fixtures["ucf"]),
               "output_dir": str(tmp_path / "out")}
     if "weights" in params:
         params["weights"] = str(fixtures[params["weights"]])
