@@ -1,0 +1,103 @@
+"""SIFA's inter-frame attention (Long et al., CVPR 2022) in pure PyTorch.
+
+For a clip ``x`` of shape (B, C, T, H, W), query frame ``t`` at location ``p`` attends
+to the k x k window of frame ``t + 1`` around ``p``, each tap displaced by a predicted
+offset (Eq. 6, bilinear sampling), with raw features as query, keys and values:
+
+    w_r = s * <x_t(p), x~_{t+1}(p'_r)>          (Eq. 1; s = 1 in the paper, 1/C in the code)
+    y_t(p) = x_t(p) + sum_r w_r x~_{t+1}(p'_r)   (Eq. 2-3)
+
+No softmax, no projections. Two semantics are selectable (the spec's D1-D3):
+
+* ``"paper"``: s = 1; the last frame attends to itself (f_L := f_{L-1});
+  the motion saliency map is sigma(f_{t+1} - f_t) * f_{t+1} (Eq. 4-5).
+* ``"code"``: s = 1/C (the official op's frozen weights); the last frame is not
+  aggregated (y = x); the map is (1 + sigma(f_{t+1} - f_t)) * f_{t+1}.
+
+Offsets use torchvision's deformable layout: (dy, dx) of tap j = kh * k + kw in
+channels 2j and 2j + 1; offsets at time index t displace the taps of key frame t.
+Sampling is ``F.grid_sample`` with pixel-centre normalisation (a point outside the
+frame, or a corner of it, counts as zero, as in the official CUDA kernel).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+SEMANTICS = ("paper", "code")
+
+
+def tap_grid(k: int, dilation: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row and column displacement of each of the k^2 taps, in tap order j = kh * k + kw."""
+    if k < 1 or k % 2 == 0:
+        raise ValueError(f"the window size k must be odd and positive, got {k}")
+    r = (torch.arange(k) - k // 2) * dilation
+    return r.repeat_interleave(k), r.repeat(k)
+
+
+def sample_taps(x: torch.Tensor, offsets: torch.Tensor | None, k: int, dilation: int = 1) -> torch.Tensor:
+    """Eq. 6 for every tap: (N, C, H, W) frames and (N, 2k^2, H, W) offsets -> (N, C, k^2, H, W).
+
+    ``offsets=None`` samples the regular window (SIFA_R).
+    """
+    N, C, H, W = x.shape
+    dy, dx = tap_grid(k, dilation)
+    py = torch.arange(H, dtype=x.dtype, device=x.device)[None, None, :, None] + dy.to(x)[None, :, None, None]
+    px = torch.arange(W, dtype=x.dtype, device=x.device)[None, None, None, :] + dx.to(x)[None, :, None, None]
+    py, px = py.expand(N, k * k, H, W), px.expand(N, k * k, H, W)
+    if offsets is not None:
+        if offsets.shape != (N, 2 * k * k, H, W):
+            raise ValueError(f"offsets must be (N, 2k^2, H, W) = {(N, 2 * k * k, H, W)}, got {tuple(offsets.shape)}")
+        py, px = py + offsets[:, 0::2], px + offsets[:, 1::2]
+    # pixel centres: p -> (2p + 1) / size - 1 with align_corners=False; the grid's last axis is (x, y)
+    grid = torch.stack([(2 * px + 1) / W - 1, (2 * py + 1) / H - 1], dim=-1)
+    out = F.grid_sample(x, grid.view(N, k * k * H, W, 2), mode="bilinear", padding_mode="zeros",
+                        align_corners=False)
+    return out.view(N, C, k * k, H, W)
+
+
+def _frames(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, T, H, W) -> (B * T, C, H, W)."""
+    B, C, T, H, W = x.shape
+    return x.transpose(1, 2).reshape(B * T, C, H, W)
+
+
+def inter_frame_attention(x: torch.Tensor, offsets: torch.Tensor | None = None, k: int = 3,
+                          semantics: str = "paper", dilation: int = 1) -> torch.Tensor:
+    """Eq. 1-3 (and 6-7 with ``offsets``): every frame attends to the next one.
+
+    ``x`` (B, C, T, H, W); ``offsets`` (B, 2k^2, T, H, W) or None for SIFA_R. Returns y of
+    the same shape. Query frame t reads key frame t + 1 with the offsets stored at t + 1.
+    """
+    if semantics not in SEMANTICS:
+        raise ValueError(f"unknown semantics {semantics!r}; known: {SEMANTICS}")
+    if x.dim() != 5:
+        raise ValueError(f"expected (B, C, T, H, W), got {tuple(x.shape)}")
+    B, C, T, H, W = x.shape
+    if semantics == "paper":  # the last frame attends to itself: f_L := f_{L-1}
+        query, keys = x, torch.cat([x[:, :, 1:], x[:, :, -1:]], 2)
+        key_off = None if offsets is None else torch.cat([offsets[:, :, 1:], offsets[:, :, -1:]], 2)
+    else:  # the last frame is not aggregated
+        query, keys = x[:, :, :-1], x[:, :, 1:]
+        key_off = None if offsets is None else offsets[:, :, 1:]
+    n = keys.shape[2]
+    S = sample_taps(_frames(keys), None if key_off is None else _frames(key_off), k, dilation)
+    S = S.view(B, n, C, k * k, H, W)
+    q = query.transpose(1, 2)  # (B, n, C, H, W)
+    w = torch.einsum("bnchw,bncjhw->bnjhw", q, S)
+    if semantics == "code":
+        w = w / C
+    a = torch.einsum("bnjhw,bncjhw->bnchw", w, S)
+    y = (q + a).transpose(1, 2)
+    return y if semantics == "paper" else torch.cat([y, x[:, :, -1:]], 2)
+
+
+def motion_saliency(x: torch.Tensor, semantics: str = "paper") -> torch.Tensor:
+    """Eq. 4-5 per key frame t + 1: sigma(f_{t+1} - f_t) * f_{t+1} (paper) or (1 + sigma) * f_{t+1}
+    (code), at time index t + 1 of the output; index 0 uses f_0 against itself (as the code's
+    shift, which repeats frame 0)."""
+    if semantics not in SEMANTICS:
+        raise ValueError(f"unknown semantics {semantics!r}; known: {SEMANTICS}")
+    prev = torch.cat([x[:, :, :1], x[:, :, :-1]], 2)
+    gate = torch.sigmoid(x - prev)
+    return gate * x if semantics == "paper" else (1 + gate) * x

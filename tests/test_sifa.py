@@ -1,0 +1,108 @@
+"""SIFA's op checked as the spec's protocol says: a loop that mirrors the official CUDA kernels line by
+line, F.unfold at zero offsets, indexing at integer offsets, gradcheck, the k = 1 closed form, and
+torchvision's deform_conv2d for the aggregation."""
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torchvision.ops import deform_conv2d
+
+from vidattn.models.sifa import inter_frame_attention, motion_saliency, sample_taps, tap_grid
+
+
+def _bilinear(frame: torch.Tensor, y: float, x: float) -> torch.Tensor:
+    """The kernel's bilinear read: corners outside the frame count as zero."""
+    C, H, W = frame.shape
+    y0, x0 = int(torch.floor(torch.tensor(y))), int(torch.floor(torch.tensor(x)))
+    out = torch.zeros(C, dtype=frame.dtype)
+    for yy, xx in itertools.product((y0, y0 + 1), (x0, x0 + 1)):
+        if 0 <= yy < H and 0 <= xx < W:
+            out += max(0.0, 1 - abs(yy - y)) * max(0.0, 1 - abs(xx - x)) * frame[:, yy, xx]
+    return out
+
+
+def _official_block(u: torch.Tensor, off: torch.Tensor, k: int) -> torch.Tensor:
+    """DefCorFixW then DefAgg then the shift-and-mask of c2d_sifa_resnet.py, as loops."""
+    B, C, T, H, W = u.shape
+    pad = k // 2
+    corr = torch.zeros(B, k * k, T, H, W, dtype=u.dtype)
+    agg = torch.zeros_like(u)
+    for b, t, h, w in itertools.product(range(B), range(T), range(H), range(W)):
+        tf = max(t - 1, 0)  # the query frame of key frame t
+        for kh, kw in itertools.product(range(k), range(k)):
+            j = kh * k + kw
+            py = h - pad + kh + float(off[b, 2 * j, t, h, w])
+            px = w - pad + kw + float(off[b, 2 * j + 1, t, h, w])
+            if -1 < py < H and -1 < px < W:
+                sample = _bilinear(u[b, :, t], py, px)
+                corr[b, j, t, h, w] = (u[b, :, tf, h, w] * sample).sum() / C  # frozen weights 1/C
+                agg[b, :, t, h, w] += corr[b, j, t, h, w] * sample
+    y = u.clone()
+    y[:, :, :-1] += agg[:, :, 1:]  # frame 0's self-attention is dropped, the last frame is not aggregated
+    return y
+
+
+@pytest.mark.parametrize("k,H,W", [(3, 4, 5), (1, 3, 3), (3, 1, 4), (5, 3, 4)])
+def test_the_op_matches_the_official_kernels_loop(k, H, W):
+    g = torch.Generator().manual_seed(k * 100 + H)
+    u = torch.randn(2, 3, 3, H, W, generator=g, dtype=torch.float64)
+    off = 1.5 * torch.randn(2, 2 * k * k, 3, H, W, generator=g, dtype=torch.float64)  # some points fall off
+    got = inter_frame_attention(u, off, k, semantics="code")
+    assert torch.allclose(got, _official_block(u, off, k), atol=1e-12)
+
+
+def test_zero_offsets_are_the_regular_window_of_unfold():
+    x = torch.randn(2, 3, 5, 6, dtype=torch.float64)
+    got = sample_taps(x, torch.zeros(2, 18, 5, 6, dtype=torch.float64), 3)
+    want = F.unfold(x, 3, padding=1).view(2, 3, 9, 5, 6)
+    assert torch.allclose(got, want, atol=1e-14) and torch.equal(sample_taps(x, None, 3), got)
+
+
+def test_integer_offsets_index_a_zero_padded_frame():
+    x = torch.randn(1, 2, 5, 6, dtype=torch.float64)
+    off = torch.zeros(1, 2, 5, 6, dtype=torch.float64)
+    off[:, 0], off[:, 1] = 1.0, -2.0  # (dy, dx) of the single tap: one row down, two columns left
+    got = sample_taps(x, off, 1)[:, :, 0]
+    padded = F.pad(x, (2, 2, 1, 1))  # (left, right, top, bottom)
+    assert torch.allclose(got, padded[:, :, 2:7, 0:6], atol=1e-14)
+
+
+def test_gradients_flow_to_inputs_and_offsets():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 2, 3, 3, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    off = (0.3 + 0.4 * torch.rand(1, 18, 3, 3, 4, generator=g, dtype=torch.float64)).requires_grad_()
+    assert torch.autograd.gradcheck(lambda a, o: inter_frame_attention(a, o, 3, "paper"), (x, off))
+
+
+def test_k1_is_a_two_tap_data_dependent_temporal_filter():
+    x = torch.randn(2, 4, 5, 3, 3, dtype=torch.float64)
+    nxt = torch.cat([x[:, :, 1:], x[:, :, -1:]], 2)  # the paper: the last frame attends to itself
+    paper = x + (x * nxt).sum(1, keepdim=True) * nxt
+    assert torch.allclose(inter_frame_attention(x, None, 1, "paper"), paper, atol=1e-12)
+    code = x[:, :, :-1] + (x[:, :, :-1] * x[:, :, 1:]).mean(1, keepdim=True) * x[:, :, 1:]
+    got = inter_frame_attention(x, None, 1, "code")
+    assert torch.allclose(got[:, :, :-1], code, atol=1e-12) and torch.equal(got[:, :, -1], x[:, :, -1])
+
+
+def test_deform_conv2d_expresses_the_aggregation_in_the_same_offset_layout():
+    g = torch.Generator().manual_seed(1)
+    key = torch.randn(2, 3, 5, 6, generator=g)
+    off = torch.randn(2, 18, 5, 6, generator=g)
+    w = torch.rand(2, 9, 5, 6, generator=g)  # any per-location tap weights (the correlation)
+    ours = torch.einsum("njhw,ncjhw->nchw", w, sample_taps(key, off, 3))
+    theirs = deform_conv2d(key, off, torch.ones(3, 1, 3, 3), padding=1, mask=w)
+    assert torch.allclose(ours, theirs, atol=1e-5)
+
+
+def test_motion_saliency_and_the_tap_order():
+    x = torch.rand(1, 2, 3, 2, 2)
+    still = x[:, :, :1].expand(-1, -1, 3, -1, -1)
+    assert torch.allclose(motion_saliency(still, "paper"), 0.5 * still)  # nothing moves: half of f_{t+1}
+    assert torch.allclose(motion_saliency(still, "code"), 1.5 * still)
+    dy, dx = tap_grid(3)
+    assert dy.tolist() == [-1, -1, -1, 0, 0, 0, 1, 1, 1] and dx.tolist() == [-1, 0, 1] * 3
+    with pytest.raises(ValueError, match="must be odd"):
+        tap_grid(2)
+    with pytest.raises(ValueError, match="unknown semantics"):
+        inter_frame_attention(torch.zeros(1, 1, 2, 2, 2), semantics="cuda")
