@@ -1,0 +1,66 @@
+"""Same-location temporal models, the baselines of SIFA's Table 1e, shared by every chapter.
+
+Each acts on a (B, C, T, H, W) feature map and keeps its shape:
+
+* :class:`TemporalConv`: a channel-wise (depthwise) convolution over time, kernel 3,
+  started as the identity so that inserting it leaves a network unchanged;
+* :func:`tsm_shift`: TSM's zero-cost shift of 1/``fold`` of the channels one frame back
+  and another 1/``fold`` one frame forward (zeros enter at the ends);
+* :func:`local_correlation`: the k x k correlation volume between frame t and frame
+  t + 1 (scaled by 1/C), a feature map of k^2 channels (zero for the last frame);
+* :func:`temporal_difference`: f_{t+1} - f_t (zero for the last frame).
+
+Every time shift is built with ``torch.cat``: an overlapping in-place slice copy such
+as ``x[:, :, 1:] = x[:, :, :-1]`` is not a shift (it can copy frame 0 everywhere; the
+SIFA spec's pitfall 1, shown in the tests).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from vidattn.models.sifa import sample_taps
+
+
+class TemporalConv(nn.Module):
+    """Channel-wise temporal convolution, kernel (3, 1, 1), identity at initialisation."""
+
+    def __init__(self, channels: int, kernel: int = 3):
+        super().__init__()
+        if kernel % 2 == 0:
+            raise ValueError(f"the temporal kernel must be odd, got {kernel}")
+        self.conv = nn.Conv3d(channels, channels, (kernel, 1, 1), padding=(kernel // 2, 0, 0), groups=channels,
+                              bias=False)
+        with torch.no_grad():
+            self.conv.weight.zero_()
+            self.conv.weight[:, 0, kernel // 2] = 1.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+def tsm_shift(x: torch.Tensor, fold: int = 8) -> torch.Tensor:
+    """TSM: channels [0, C/fold) take frame t + 1's values, [C/fold, 2C/fold) frame t - 1's."""
+    C = x.shape[1]
+    n = C // fold
+    if n == 0:
+        raise ValueError(f"{C} channels cannot be split in folds of 1/{fold}")
+    zero = torch.zeros_like(x[:, :n, :1])
+    back = torch.cat([x[:, :n, 1:], zero], 2)  # frame t sees frame t + 1
+    forward = torch.cat([zero, x[:, n : 2 * n, :-1]], 2)  # frame t sees frame t - 1
+    return torch.cat([back, forward, x[:, 2 * n :]], 1)
+
+
+def local_correlation(x: torch.Tensor, k: int = 3) -> torch.Tensor:
+    """(B, C, T, H, W) -> (B, k^2, T, H, W): <x_t(p), x_{t+1}(p + r)> / C for each window offset r."""
+    B, C, T, H, W = x.shape
+    keys = x[:, :, 1:].transpose(1, 2).reshape(B * (T - 1), C, H, W)
+    S = sample_taps(keys, None, k).view(B, T - 1, C, k * k, H, W)
+    corr = torch.einsum("btchw,btcjhw->bjthw", x[:, :, :-1].transpose(1, 2), S) / C
+    return torch.cat([corr, torch.zeros_like(corr[:, :, :1])], 2)
+
+
+def temporal_difference(x: torch.Tensor) -> torch.Tensor:
+    """f_{t+1} - f_t at time t (zero for the last frame)."""
+    diff = x[:, :, 1:] - x[:, :, :-1]
+    return torch.cat([diff, torch.zeros_like(diff[:, :, :1])], 2)
