@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 SEMANTICS = ("paper", "code")
 
@@ -62,12 +63,34 @@ def _frames(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(1, 2).reshape(B * T, C, H, W)
 
 
+def _tap_products(q: torch.Tensor, keys: torch.Tensor, offsets: torch.Tensor | None, k: int, dilation: int,
+                  scale: float) -> torch.Tensor:
+    """sum_r w_r S_r over the taps, one tap at a time, each under a checkpoint: autograd keeps
+    the inputs, never the (N, C, k^2, H, W) samples, and recomputes each tap in the backward."""
+    N, C, H, W = keys.shape
+    dy, dx = tap_grid(k, dilation)
+    if offsets is None:
+        offsets = torch.zeros(N, 2 * k * k, H, W, dtype=keys.dtype, device=keys.device)
+    out = torch.zeros_like(q)
+    for j in range(k * k):
+
+        def one_tap(q_: torch.Tensor, keys_: torch.Tensor, off_: torch.Tensor, j: int = j) -> torch.Tensor:
+            shift = torch.stack([dy[j], dx[j]]).to(keys_)[None, :, None, None]
+            S = sample_taps(keys_, off_[:, 2 * j : 2 * j + 2] + shift, 1)[:, :, 0]
+            return (q_ * S).sum(1, keepdim=True) * scale * S
+
+        out = out + checkpoint(one_tap, q, keys, offsets, use_reentrant=False)
+    return out
+
+
 def inter_frame_attention(x: torch.Tensor, offsets: torch.Tensor | None = None, k: int = 3,
-                          semantics: str = "paper", dilation: int = 1) -> torch.Tensor:
+                          semantics: str = "paper", dilation: int = 1, low_memory: bool = False) -> torch.Tensor:
     """Eq. 1-3 (and 6-7 with ``offsets``): every frame attends to the next one.
 
     ``x`` (B, C, T, H, W); ``offsets`` (B, 2k^2, T, H, W) or None for SIFA_R. Returns y of
     the same shape. Query frame t reads key frame t + 1 with the offsets stored at t + 1.
+    ``low_memory`` computes the same sum one tap at a time under checkpoints, so the
+    backward keeps O(B C T H W) instead of the k^2 samples (:func:`_tap_products`).
     """
     if semantics not in SEMANTICS:
         raise ValueError(f"unknown semantics {semantics!r}; known: {SEMANTICS}")
@@ -81,13 +104,15 @@ def inter_frame_attention(x: torch.Tensor, offsets: torch.Tensor | None = None, 
         query, keys = x[:, :, :-1], x[:, :, 1:]
         key_off = None if offsets is None else offsets[:, :, 1:]
     n = keys.shape[2]
-    S = sample_taps(_frames(keys), None if key_off is None else _frames(key_off), k, dilation)
-    S = S.view(B, n, C, k * k, H, W)
+    scale = 1.0 / C if semantics == "code" else 1.0
     q = query.transpose(1, 2)  # (B, n, C, H, W)
-    w = torch.einsum("bnchw,bncjhw->bnjhw", q, S)
-    if semantics == "code":
-        w = w / C
-    a = torch.einsum("bnjhw,bncjhw->bnchw", w, S)
+    key_frames, frame_off = _frames(keys), None if key_off is None else _frames(key_off)
+    if low_memory:
+        a = _tap_products(q.reshape(B * n, C, H, W), key_frames, frame_off, k, dilation, scale).view(B, n, C, H, W)
+    else:
+        S = sample_taps(key_frames, frame_off, k, dilation).view(B, n, C, k * k, H, W)
+        w = torch.einsum("bnchw,bncjhw->bnjhw", q, S) * scale
+        a = torch.einsum("bnjhw,bncjhw->bnchw", w, S)
     y = (q + a).transpose(1, 2)
     return y if semantics == "paper" else torch.cat([y, x[:, :, -1:]], 2)
 
