@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import deform_conv2d
 
-from vidattn.models.sifa import inter_frame_attention, motion_saliency, sample_taps, tap_grid
+from vidattn.models.sifa import (OFFSET_SOURCES, SIFABlock, inter_frame_attention, motion_saliency, sample_taps,
+                                 tap_grid)
 
 
 def _bilinear(frame: torch.Tensor, y: float, x: float) -> torch.Tensor:
@@ -141,3 +142,27 @@ def test_the_low_memory_path_is_the_same_op_and_keeps_no_samples(semantics):
     regular = inter_frame_attention(x, None, 3, semantics).detach()
     assert torch.allclose(inter_frame_attention(x, None, 3, semantics, low_memory=True), regular,
                           rtol=1e-5, atol=1e-6 * float(regular.abs().max()))
+
+
+@pytest.mark.parametrize("source", OFFSET_SOURCES)
+def test_every_offset_source_starts_as_sifa_r_and_learns_its_offsets(source):
+    block = SIFABlock(4, 3, offsets=source)
+    x = torch.rand(2, 4, 3, 5, 5)
+    assert torch.allclose(block(x), inter_frame_attention(x, None, 3, "paper"), atol=1e-6)
+    if source == "regular":
+        assert block.offset_conv is None
+        return
+    with torch.no_grad():
+        block.offset_conv.weight.normal_(std=0.3)
+    off = block.offsets(x)
+    assert off.shape == (2, 18, 3, 5, 5) and off.abs().sum() > 0
+    block(x).square().sum().backward()
+    assert block.offset_conv.weight.grad.abs().sum() > 0  # the offsets are trained through the sampling
+
+
+def test_the_released_offset_init_is_not_zero():
+    block = SIFABlock(128, 3, semantics="code", zero_init=False)
+    std = float(block.offset_conv.weight.detach().std())
+    assert abs(std - (2 / (18 * 9)) ** 0.5) < 0.01  # Kaiming fan-out, 0.111: what the spec measured
+    with pytest.raises(ValueError, match="unknown offset source"):
+        SIFABlock(4, offsets="optical_flow")

@@ -22,6 +22,7 @@ frame, or a corner of it, counts as zero, as in the official CUDA kernel).
 from __future__ import annotations
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
@@ -126,3 +127,51 @@ def motion_saliency(x: torch.Tensor, semantics: str = "paper") -> torch.Tensor:
     prev = torch.cat([x[:, :, :1], x[:, :, :-1]], 2)
     gate = torch.sigmoid(x - prev)
     return gate * x if semantics == "paper" else (1 + gate) * x
+
+
+OFFSET_SOURCES = ("regular", "next_frame", "clip", "difference", "saliency")
+
+
+class SIFABlock(nn.Module):
+    """Inter-frame attention with its offset predictor (Sec. 3.2, Table 1b's rows).
+
+    ``offsets`` names what the 3 x 3 offset convolution reads at key frame t + 1:
+    ``regular`` nothing (SIFA_R); ``next_frame`` f_{t+1} (Conv2D); ``clip`` the clip
+    (Conv3D, 3 x 3 x 3); ``difference`` f_{t+1} - f_t (Conv2D); ``saliency`` the motion
+    saliency map of Eq. 5 (Conv2D, the paper's choice; the released code's with
+    ``semantics="code"``). The predictor starts at zero (the official code's stated
+    init, which its model-wide Kaiming init overwrites: ``zero_init=False`` reproduces
+    that), so an untrained block is SIFA_R.
+    """
+
+    def __init__(self, channels: int, k: int = 3, offsets: str = "saliency", semantics: str = "paper",
+                 zero_init: bool = True, low_memory: bool = False):
+        super().__init__()
+        if offsets not in OFFSET_SOURCES:
+            raise ValueError(f"unknown offset source {offsets!r}; known: {OFFSET_SOURCES}")
+        if semantics not in SEMANTICS:
+            raise ValueError(f"unknown semantics {semantics!r}; known: {SEMANTICS}")
+        self.k, self.source, self.semantics, self.low_memory = k, offsets, semantics, low_memory
+        self.offset_conv: nn.Module | None = None
+        if offsets != "regular":
+            kt = 3 if offsets == "clip" else 1
+            self.offset_conv = nn.Conv3d(channels, 2 * k * k, (kt, 3, 3), padding=(kt // 2, 1, 1), bias=False)
+            if zero_init:
+                nn.init.zeros_(self.offset_conv.weight)
+            else:
+                nn.init.kaiming_normal_(self.offset_conv.weight, mode="fan_out", nonlinearity="relu")
+
+    def offsets(self, x: torch.Tensor) -> torch.Tensor | None:
+        """(B, 2k^2, T, H, W): at index t, the offsets of key frame t's taps."""
+        if self.offset_conv is None:
+            return None
+        if self.source in ("next_frame", "clip"):
+            src = x
+        elif self.source == "difference":
+            src = x - torch.cat([x[:, :, :1], x[:, :, :-1]], 2)
+        else:
+            src = motion_saliency(x, self.semantics)
+        return self.offset_conv(src)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return inter_frame_attention(x, self.offsets(x), self.k, self.semantics, low_memory=self.low_memory)
