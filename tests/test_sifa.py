@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import deform_conv2d
 
-from vidattn.models.sifa import (OFFSET_SOURCES, SIFABlock, inter_frame_attention, motion_saliency, sample_taps,
-                                 tap_grid)
+from vidattn.models.sifa import (OFFSET_SOURCES, SIFABlock, both_directions, inter_frame_attention, motion_saliency,
+                                 sample_taps, tap_grid)
 
 
 def _bilinear(frame: torch.Tensor, y: float, x: float) -> torch.Tensor:
@@ -166,3 +166,15 @@ def test_the_released_offset_init_is_not_zero():
     assert abs(std - (2 / (18 * 9)) ** 0.5) < 0.01  # Kaiming fan-out, 0.111: what the spec measured
     with pytest.raises(ValueError, match="unknown offset source"):
         SIFABlock(4, offsets="optical_flow")
+
+
+def test_sifa_star_attends_to_the_previous_and_the_next_frame():
+    x = torch.randn(1, 3, 4, 2, 2, dtype=torch.float64)
+    nxt = torch.cat([x[:, :, 1:], x[:, :, -1:]], 2)  # the paper's edge rule: a missing neighbour is the frame
+    prv = torch.cat([x[:, :, :1], x[:, :, :-1]], 2)
+    want = x + (x * nxt).sum(1, keepdim=True) * nxt + (x * prv).sum(1, keepdim=True) * prv
+    assert torch.allclose(both_directions(x, None, 1, "paper"), want, atol=1e-12)
+    off = torch.randn(1, 18, 4, 2, 2, dtype=torch.float64)
+    fwd = inter_frame_attention(x, off, 3) - x
+    back = inter_frame_attention(x.flip(2), off.flip(2), 3).flip(2) - x
+    assert torch.allclose(both_directions(x, off, 3), x + fwd + back, atol=1e-12)

@@ -1,7 +1,8 @@
 """The shared same-location temporal baselines (SIFA Table 1e), each against its definition written as a loop."""
 import torch
 
-from vidattn.models.temporal import TemporalConv, local_correlation, temporal_difference, tsm_shift
+from vidattn.models.temporal import (CorrelationFeature, TemporalConv, local_correlation, temporal_difference,
+                                     tsm_shift)
 
 
 def test_tsm_moves_two_folds_one_frame_each_way_and_keeps_the_rest():
@@ -55,3 +56,13 @@ def test_local_correlation_and_difference_against_loops():
     assert corr[:, :, -1].abs().sum() == 0
     diff = temporal_difference(x)
     assert torch.equal(diff[:, :, 0], x[:, :, 1] - x[:, :, 0]) and diff[:, :, -1].abs().sum() == 0
+
+
+def test_correlation_feature_adds_the_projected_volume():
+    x = torch.randn(2, 4, 3, 5, 5)
+    assert torch.equal(CorrelationFeature(4, zero_init=True)(x), x)
+    block = CorrelationFeature(4)
+    want = x + torch.einsum("oj,bjthw->bothw", block.proj.weight[:, :, 0, 0, 0], local_correlation(x, 3))
+    assert torch.allclose(block(x), want, atol=1e-6)
+    block(x).sum().backward()
+    assert block.proj.weight.grad.abs().sum() > 0

@@ -118,6 +118,19 @@ def inter_frame_attention(x: torch.Tensor, offsets: torch.Tensor | None = None, 
     return y if semantics == "paper" else torch.cat([y, x[:, :, -1:]], 2)
 
 
+def both_directions(x: torch.Tensor, offsets: torch.Tensor | None = None, k: int = 3, semantics: str = "paper",
+                    low_memory: bool = False) -> torch.Tensor:
+    """SIFA*: frame t attends to frame t + 1 and to frame t - 1, the two aggregations summed.
+
+    The previous-frame term is the next-frame term of the time-reversed clip (offsets, indexed
+    by key frame, reverse with it): y = SIFA(x) + R SIFA(R x) - x, with R the time reversal.
+    """
+    fwd = inter_frame_attention(x, offsets, k, semantics, low_memory=low_memory)
+    rev = inter_frame_attention(x.flip(2), None if offsets is None else offsets.flip(2), k, semantics,
+                                low_memory=low_memory)
+    return fwd + rev.flip(2) - x
+
+
 def motion_saliency(x: torch.Tensor, semantics: str = "paper") -> torch.Tensor:
     """Eq. 4-5 per key frame t + 1: sigma(f_{t+1} - f_t) * f_{t+1} (paper) or (1 + sigma) * f_{t+1}
     (code), at time index t + 1 of the output; index 0 uses f_0 against itself (as the code's

@@ -7,7 +7,9 @@ Each acts on a (B, C, T, H, W) feature map and keeps its shape:
 * :func:`tsm_shift`: TSM's zero-cost shift of 1/``fold`` of the channels one frame back
   and another 1/``fold`` one frame forward (zeros enter at the ends);
 * :func:`local_correlation`: the k x k correlation volume between frame t and frame
-  t + 1 (scaled by 1/C), a feature map of k^2 channels (zero for the last frame);
+  t + 1 (scaled by 1/C), a feature map of k^2 channels (zero for the last frame), and
+  :class:`CorrelationFeature`, which adds it back through a 1 x 1 x 1 convolution
+  (SIFA_C: correlation used as a feature, not as attention weights);
 * :func:`temporal_difference`: f_{t+1} - f_t (zero for the last frame).
 
 Every time shift is built with ``torch.cat``: an overlapping in-place slice copy such
@@ -58,6 +60,24 @@ def local_correlation(x: torch.Tensor, k: int = 3) -> torch.Tensor:
     S = sample_taps(keys, None, k).view(B, T - 1, C, k * k, H, W)
     corr = torch.einsum("btchw,btcjhw->bjthw", x[:, :, :-1].transpose(1, 2), S) / C
     return torch.cat([corr, torch.zeros_like(corr[:, :, :1])], 2)
+
+
+class CorrelationFeature(nn.Module):
+    """x + Conv1x1x1(local_correlation(x)): the correlation volume as a feature (SIFA_C).
+
+    ``zero_init`` starts the projection at zero (the block is then the identity); the
+    SIFA spec's prototype found that start did not learn in 6 epochs, so it is optional.
+    """
+
+    def __init__(self, channels: int, k: int = 3, zero_init: bool = False):
+        super().__init__()
+        self.k = k
+        self.proj = nn.Conv3d(k * k, channels, 1, bias=False)
+        if zero_init:
+            nn.init.zeros_(self.proj.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.proj(local_correlation(x, self.k))
 
 
 def temporal_difference(x: torch.Tensor) -> torch.Tensor:
