@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import deform_conv2d
 
+from vidattn.engine.memory import saved_bytes
 from vidattn.models.sifa import (OFFSET_SOURCES, SIFABlock, both_directions, inter_frame_attention, motion_saliency,
                                  sample_taps, tap_grid)
 
@@ -109,19 +110,6 @@ def test_motion_saliency_and_the_tap_order():
         inter_frame_attention(torch.zeros(1, 1, 2, 2, 2), semantics="cuda")
 
 
-def _saved_bytes(fn) -> int:
-    """Bytes autograd keeps for the backward of ``fn()`` (tensors saved by its operations)."""
-    seen = {}
-
-    def pack(t):
-        seen.setdefault(id(t), t.numel() * t.element_size())
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn().sum()
-    return sum(seen.values())
-
-
 @pytest.mark.parametrize("semantics", ["paper", "code"])
 def test_the_low_memory_path_is_the_same_op_and_keeps_no_samples(semantics):
     g = torch.Generator().manual_seed(2)
@@ -134,8 +122,8 @@ def test_the_low_memory_path_is_the_same_op_and_keeps_no_samples(semantics):
     gl = torch.autograd.grad(light.square().sum(), (x, off))
     assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-5 * float(a.abs().max())) for a, b in zip(gd, gl))
     clip = x.numel() * x.element_size()  # B C T H W floats
-    kept_dense = _saved_bytes(lambda: inter_frame_attention(x, off, 3, semantics))
-    kept_light = _saved_bytes(lambda: inter_frame_attention(x, off, 3, semantics, low_memory=True))
+    kept_dense = saved_bytes(lambda: inter_frame_attention(x, off, 3, semantics))
+    kept_light = saved_bytes(lambda: inter_frame_attention(x, off, 3, semantics, low_memory=True))
     assert kept_dense >= 9 * clip * 3 / 4  # the k^2 samples (of T - 1 or T key frames) and more
     inputs = 2 * clip + off.numel() * off.element_size()  # query and key frames, offsets
     assert kept_light <= inputs  # the inputs only, nothing per tap: O(B C T H W)

@@ -114,3 +114,17 @@ def publish_ledger(ledger: pd.DataFrame, gates: Sequence[GateResult], chapter: s
         "claims": [{"claim": c, **row} for c, row in ledger.to_dict(orient="index").items()],
     }, indent=1))
     return text
+
+
+def real_data_label(records: list[Record]) -> str:
+    """What a chapter's real-data runs read and how they were scored, for a table's caption:
+    the dataset's root and test split, the test videos and views, the weights, the bad videos
+    skipped (the most over the runs) and the device."""
+    first = records[0]
+    spec, weights = first.config["data"], first.config["weights"]
+    views = spec["test"].get("clips", 1) * (3 if spec["test"].get("three_crop") else 1)
+    bad = max(r.metrics["bad_train_videos"] + r.metrics["bad_test_videos"] for r in records)
+    return (f"`{spec['root']}`, test split {spec['split'] or 'default'};"
+            f" {int(first.metrics['test_videos_scored'])} test videos x {views} view(s);"
+            f" weights: {Path(weights['path']).name if weights else 'none (from scratch)'};"
+            f" bad videos skipped: {int(bad)}; device: {first.device}")

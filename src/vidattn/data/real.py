@@ -428,8 +428,9 @@ def ssv1(root: Path, split: str = "train") -> tuple[list[VideoItem], list[str]]:
 def charades(root: Path, split: str = "train") -> tuple[list[VideoItem], list[str]]:
     """Multi-label: each video's label is the tuple of classes its ``actions`` column names."""
     root = Path(root)
-    ids = [ln.split()[0] for ln in _lines(root / "Charades_v1_classes.txt")]
-    names = [ln.split(maxsplit=1)[1] if " " in ln else ln for ln in _lines(root / "Charades_v1_classes.txt")]
+    lines = _lines(root / "Charades_v1_classes.txt")
+    ids = [ln.split()[0] for ln in lines]
+    names = [ln.split(maxsplit=1)[1] if " " in ln else ln for ln in lines]
     csv_path = _need(root / f"Charades_v1_{split}.csv", "Charades annotation CSV")
     vids = next((root / d for d in ("Charades_v1_480", "Charades_v1") if (root / d).is_dir()),
                 root / "Charades_v1_480")

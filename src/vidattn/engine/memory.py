@@ -20,17 +20,16 @@ GIB = 2**30
 OPTIMIZER_STATES = {"sgd": 1, "adamw": 2}
 
 
-def saved_activation_bytes(model: nn.Module, forward: Callable[[nn.Module], torch.Tensor]) -> int:
-    """Bytes autograd saves for backward during ``forward(model)`` (a meta-device model)."""
+def saved_bytes(forward: Callable[[], torch.Tensor]) -> int:
+    """Bytes autograd saves for the backward of ``forward()`` (each saved tensor object once)."""
     seen: dict[int, int] = {}
 
     def pack(t: torch.Tensor) -> torch.Tensor:
         seen.setdefault(id(t), t.numel() * t.element_size())
         return t
 
-    model.train()
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        forward(model).sum()
+        forward().sum()
     return sum(seen.values())
 
 
@@ -48,7 +47,8 @@ def training_memory(build: Callable[[], nn.Module], forward: Callable[[nn.Module
     with torch.device("meta"):
         model = build()
         params = sum(p.numel() for p in model.parameters())
-        act = saved_activation_bytes(model, forward) * activation_bytes_per_value / 4
+        model.train()
+        act = saved_bytes(lambda: forward(model)) * activation_bytes_per_value / 4
     states = (2 + OPTIMIZER_STATES[optimizer]) * 4 * params
     return {"params_m": params / 1e6, "weights_grads_optimizer_gib": states / GIB,
             "activations_per_clip_gib": act / GIB, "total_gib": (states + batch * act) / GIB}

@@ -131,12 +131,15 @@ def cpu_seconds(configs: list[dict[str, Any]], workers: int) -> float:
     from vidattn.profiles import estimate_seconds
 
     macs: dict[str, float] = {}
+    sizes: dict[str, int] = {}
     backbones: set[str] = set()
     total = 0.0
     for c in configs:
         if "data" in c:
-            n, frames, size = len(open_real(c["data"]).train), c["data"]["train"]["frames"], \
-                c["data"]["train"]["size"]
+            key = json.dumps(c["data"], sort_keys=True)
+            if key not in sizes:  # every head and seed reads the same annotation files
+                sizes[key] = len(open_real(c["data"]).train)
+            n, frames, size = sizes[key], c["data"]["train"]["frames"], c["data"]["train"]["size"]
         else:
             suite = suite_of(c)
             n, frames, size = suite.n_train, suite.frames, suite.size

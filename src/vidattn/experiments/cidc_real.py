@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 from vidattn.data.real import RealData
 from vidattn.engine.real_data import classify_loss, label_loss, open_real, run_device, score
 from vidattn.engine.train import TrainConfig, fit, seed_everything
-from vidattn.experiments.cidc import build_backbone
+from vidattn.experiments.cidc import FeatureSet, build_backbone
 from vidattn.files import load_tensors, save_atomic
 from vidattn.flops import count_macs, count_params
 from vidattn.models.cidc import GAPHead, VideoClassifier, build_head
@@ -71,27 +71,24 @@ def trained_backbone(config: dict[str, Any], data: RealData, device: str) -> tup
     return model, {"train_loss": loss.tolist(), "clips_per_second": res.clips_per_second}
 
 
-class Features(Dataset):
-    """Frozen res3-res5 features of one view of every training clip, with its (multi-hot) label."""
+class _IndexAsLabel(Dataset):
+    """A dataset whose items carry their index as label, so FeatureSet can hold any label."""
 
-    def __init__(self, backbone: nn.Module, dataset: Dataset, device: str, batch_size: int = 8):
-        backbone.eval().to(device)
-        feats: list[list[torch.Tensor]] = [[], [], []]
-        labels = []
-        with torch.no_grad():
-            for s in range(0, len(dataset), batch_size):
-                items = [dataset[i] for i in range(s, min(s + batch_size, len(dataset)))]
-                for acc, f in zip(feats, backbone(torch.stack([it["video"] for it in items]).to(device))):
-                    acc.append(f.cpu())
-                labels.extend(it["label"] for it in items)
-        self.feats = [torch.cat(f) for f in feats]
-        self.labels = torch.stack(labels)
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
 
     def __len__(self) -> int:
-        return len(self.labels)
+        return len(self.dataset)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"res3": self.feats[0][i], "res4": self.feats[1][i], "res5": self.feats[2][i], "label": self.labels[i]}
+        return {**self.dataset[i], "label": torch.tensor(i)}
+
+
+def features(backbone: nn.Module, data: RealData, device: str) -> FeatureSet:
+    """Frozen res3-res5 features of one training view per clip, with its label (multi-hot on Charades)."""
+    feats = FeatureSet(backbone, _IndexAsLabel(data.train), device, batch_size=8)
+    feats.labels = torch.stack([data.train.target(int(i)) for i in feats.labels])
+    return feats
 
 
 def head_loss(net: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
@@ -118,7 +115,7 @@ def train(config: dict[str, Any]) -> dict[str, Any]:
                           **head_spec)
         for p in model.backbone.parameters():
             p.requires_grad_(False)
-        res = fit(head, Features(model.backbone, data.train, device),
+        res = fit(head, features(model.backbone, data, device),
                   TrainConfig(**config["head_train"], seed=config["seed"]), loss_fn=head_loss, device=device,
                   checkpoint=checkpoint_path("head"))
         model = VideoClassifier(model.backbone, head)

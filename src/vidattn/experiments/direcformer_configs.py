@@ -176,10 +176,14 @@ def cpu_seconds(configs: list[dict[str, Any]], workers: int) -> float:
     from vidattn.profiles import estimate_seconds
 
     macs: dict[str, float] = {}
+    opened: dict[str, Any] = {}
     total = 0.0
     for c in configs:
         if "data" in c:
-            data = open_real(c["data"])
+            key = json.dumps(c["data"], sort_keys=True)
+            if key not in opened:  # every row and seed reads the same annotation files
+                opened[key] = open_real(c["data"])
+            data = opened[key]
             n, frames, size, classes = len(data.train), c["data"]["train"]["frames"], c["data"]["train"]["size"], \
                 len(data.classes)
         else:

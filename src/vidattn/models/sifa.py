@@ -131,14 +131,18 @@ def both_directions(x: torch.Tensor, offsets: torch.Tensor | None = None, k: int
     return fwd + rev.flip(2) - x
 
 
+def previous_frame(x: torch.Tensor) -> torch.Tensor:
+    """f_{max(t-1, 0)} at time t: the official code's right shift, built with ``torch.cat``."""
+    return torch.cat([x[:, :, :1], x[:, :, :-1]], 2)
+
+
 def motion_saliency(x: torch.Tensor, semantics: str = "paper") -> torch.Tensor:
     """Eq. 4-5 per key frame t + 1: sigma(f_{t+1} - f_t) * f_{t+1} (paper) or (1 + sigma) * f_{t+1}
     (code), at time index t + 1 of the output; index 0 uses f_0 against itself (as the code's
     shift, which repeats frame 0)."""
     if semantics not in SEMANTICS:
         raise ValueError(f"unknown semantics {semantics!r}; known: {SEMANTICS}")
-    prev = torch.cat([x[:, :, :1], x[:, :, :-1]], 2)
-    gate = torch.sigmoid(x - prev)
+    gate = torch.sigmoid(x - previous_frame(x))
     return gate * x if semantics == "paper" else (1 + gate) * x
 
 
@@ -181,7 +185,7 @@ class SIFABlock(nn.Module):
         if self.source in ("next_frame", "clip"):
             src = x
         elif self.source == "difference":
-            src = x - torch.cat([x[:, :, :1], x[:, :, :-1]], 2)
+            src = x - previous_frame(x)
         else:
             src = motion_saliency(x, self.semantics)
         return self.offset_conv(src)
