@@ -47,6 +47,29 @@ def inflate(weight: torch.Tensor, kt: int) -> torch.Tensor:
     return weight[:, :, None].repeat(1, 1, kt, 1, 1) / kt
 
 
+def read_torchvision_resnet(path: str | Path, wanted: set[str], what: str) -> dict[str, torch.Tensor]:
+    """The tensors of a torchvision ResNet checkpoint (wrappers and ``module.`` prefixes removed,
+    the classifier dropped), refused with the file and keys named unless they are exactly ``wanted``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} checkpoint {path} not found; no weights can be downloaded here, so "
+                                f"pass a local file in torchvision's layout (torchvision.models)")
+    state = load_tensors(path, f"{what} checkpoint")
+    for wrapper in ("model", "state_dict"):
+        if isinstance(state, dict) and wrapper in state and isinstance(state[wrapper], dict):
+            state = state[wrapper]
+    state = {k.removeprefix("module."): v for k, v in state.items() if not k.startswith(SKIPPED_PREFIXES)}
+    missing = sorted(wanted - set(state))
+    if missing:
+        raise ValueError(f"checkpoint {path} lacks {len(missing)} key(s) of a torchvision {what}: "
+                         f"{missing[:5]}{' ...' if len(missing) > 5 else ''}")
+    unexpected = sorted(set(state) - wanted)
+    if unexpected:
+        raise ValueError(f"checkpoint {path} has key(s) a torchvision {what} does not: "
+                         f"{unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}")
+    return state
+
+
 def load_resnet50_inflated(model: ResNet3d50, path: str | Path) -> dict[str, list[str]]:
     """Initialise ``model`` from a torchvision ResNet-50 checkpoint by inflation.
 
@@ -55,25 +78,8 @@ def load_resnet50_inflated(model: ResNet3d50, path: str | Path) -> dict[str, lis
     file and the keys when the checkpoint lacks a key the model needs, has keys no
     ResNet-50 has, or holds a tensor whose shape does not fit.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"ResNet-50 checkpoint {path} not found; no weights can be downloaded here, so "
-                                "pass a local file in torchvision's layout (torchvision.models.resnet50)")
-    state = load_tensors(path, "ResNet-50 checkpoint")
-    for wrapper in ("model", "state_dict"):
-        if isinstance(state, dict) and wrapper in state and isinstance(state[wrapper], dict):
-            state = state[wrapper]
-    state = {k.removeprefix("module."): v for k, v in state.items() if not k.startswith(SKIPPED_PREFIXES)}
     names = torchvision_names(model)
-    wanted = set(names.values())
-    missing = sorted(wanted - set(state))
-    if missing:
-        raise ValueError(f"checkpoint {path} lacks {len(missing)} key(s) of a torchvision ResNet-50: "
-                         f"{missing[:5]}{' ...' if len(missing) > 5 else ''}")
-    unexpected = sorted(set(state) - wanted)
-    if unexpected:
-        raise ValueError(f"checkpoint {path} has key(s) a torchvision ResNet-50 does not: "
-                         f"{unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}")
+    state = read_torchvision_resnet(path, set(names.values()), "ResNet-50")
     own = model.state_dict()
     new, bad = {}, []
     for k, theirs in names.items():

@@ -158,17 +158,24 @@ class SIFABlock(nn.Module):
     saliency map of Eq. 5 (Conv2D, the paper's choice; the released code's with
     ``semantics="code"``). The predictor starts at zero (the official code's stated
     init, which its model-wide Kaiming init overwrites: ``zero_init=False`` reproduces
-    that), so an untrained block is SIFA_R.
+    that), so an untrained block is SIFA_R. ``bound`` squashes the offsets to
+    (-bound, bound) pixels with bound * tanh(offset / bound) (one of the chapter's
+    remedies for the offsets' collapse); ``both`` makes the block SIFA* (previous and
+    next frame, :func:`both_directions`).
     """
 
     def __init__(self, channels: int, k: int = 3, offsets: str = "saliency", semantics: str = "paper",
-                 zero_init: bool = True, low_memory: bool = False):
+                 zero_init: bool = True, low_memory: bool = False, bound: float | None = None,
+                 both: bool = False):
         super().__init__()
+        if bound is not None and bound <= 0:
+            raise ValueError(f"the offset bound must be positive, got {bound}")
         if offsets not in OFFSET_SOURCES:
             raise ValueError(f"unknown offset source {offsets!r}; known: {OFFSET_SOURCES}")
         if semantics not in SEMANTICS:
             raise ValueError(f"unknown semantics {semantics!r}; known: {SEMANTICS}")
         self.k, self.source, self.semantics, self.low_memory = k, offsets, semantics, low_memory
+        self.bound, self.both = bound, both
         self.offset_conv: nn.Module | None = None
         if offsets != "regular":
             kt = 3 if offsets == "clip" else 1
@@ -188,7 +195,9 @@ class SIFABlock(nn.Module):
             src = x - previous_frame(x)
         else:
             src = motion_saliency(x, self.semantics)
-        return self.offset_conv(src)
+        off = self.offset_conv(src)
+        return off if self.bound is None else self.bound * torch.tanh(off / self.bound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return inter_frame_attention(x, self.offsets(x), self.k, self.semantics, low_memory=self.low_memory)
+        attend = both_directions if self.both else inter_frame_attention
+        return attend(x, self.offsets(x), self.k, self.semantics, low_memory=self.low_memory)

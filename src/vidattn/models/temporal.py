@@ -2,15 +2,18 @@
 
 Each acts on a (B, C, T, H, W) feature map and keeps its shape:
 
-* :class:`TemporalConv`: a channel-wise (depthwise) convolution over time, kernel 3,
-  started as the identity so that inserting it leaves a network unchanged;
+* :class:`TemporalConv`: a convolution over time, kernel 3, channel-wise (depthwise) or
+  dense (every channel reads every channel: the (2+1)D "temporal conv" of SIFA's
+  Table 1e), started as the identity so that inserting it leaves a network unchanged;
 * :func:`tsm_shift`: TSM's zero-cost shift of 1/``fold`` of the channels one frame back
   and another 1/``fold`` one frame forward (zeros enter at the ends);
 * :func:`local_correlation`: the k x k correlation volume between frame t and frame
   t + 1 (scaled by 1/C), a feature map of k^2 channels (zero for the last frame), and
   :class:`CorrelationFeature`, which adds it back through a 1 x 1 x 1 convolution
   (SIFA_C: correlation used as a feature, not as attention weights);
-* :func:`temporal_difference`: f_{t+1} - f_t (zero for the last frame).
+* :func:`temporal_difference`: f_{t+1} - f_t (zero for the last frame), and
+  :class:`DifferenceFeature`, which adds it back through a 3 x 3 convolution (the
+  temporal-difference row of Table 1e, in the manner of TDN).
 
 Every time shift is built with ``torch.cat``: an overlapping in-place slice copy such
 as ``x[:, :, 1:] = x[:, :, :-1]`` is not a shift (it can copy frame 0 everywhere; the
@@ -25,17 +28,18 @@ from vidattn.models.sifa import sample_taps
 
 
 class TemporalConv(nn.Module):
-    """Channel-wise temporal convolution, kernel (3, 1, 1), identity at initialisation."""
+    """Temporal convolution, kernel (3, 1, 1), channel-wise or ``dense``; the identity at initialisation."""
 
-    def __init__(self, channels: int, kernel: int = 3):
+    def __init__(self, channels: int, kernel: int = 3, dense: bool = False):
         super().__init__()
         if kernel % 2 == 0:
             raise ValueError(f"the temporal kernel must be odd, got {kernel}")
-        self.conv = nn.Conv3d(channels, channels, (kernel, 1, 1), padding=(kernel // 2, 0, 0), groups=channels,
-                              bias=False)
+        self.conv = nn.Conv3d(channels, channels, (kernel, 1, 1), padding=(kernel // 2, 0, 0),
+                              groups=1 if dense else channels, bias=False)
         with torch.no_grad():
             self.conv.weight.zero_()
-            self.conv.weight[:, 0, kernel // 2] = 1.0
+            idx = torch.arange(channels)
+            self.conv.weight[idx, 0 if not dense else idx, kernel // 2] = 1.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(x)
@@ -84,3 +88,14 @@ def temporal_difference(x: torch.Tensor) -> torch.Tensor:
     """f_{t+1} - f_t at time t (zero for the last frame)."""
     diff = x[:, :, 1:] - x[:, :, :-1]
     return torch.cat([diff, torch.zeros_like(diff[:, :, :1])], 2)
+
+
+class DifferenceFeature(nn.Module):
+    """x + Conv(1x3x3)(f_{t+1} - f_t): the frame difference as a feature (Table 1e's row)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.proj = nn.Conv3d(channels, channels, (1, 3, 3), padding=(0, 1, 1), bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.proj(temporal_difference(x))

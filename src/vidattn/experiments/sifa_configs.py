@@ -1,0 +1,167 @@
+"""The SIFA chapter's run configurations per profile (kept apart from the experiment code).
+
+Only configs live here, so the chapter and a batch job build identical configs (and hit
+the same records) without this module entering any record's code fingerprint.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from vidattn.profiles import RunContext
+
+# the spec's recipe for the tiny net (Sec. 7): SGD + Nesterov, peak lr 0.05 after a one-epoch
+# warm-up then cosine (in place of OneCycle), wd 1e-4, clipping at 40, batch 32
+TINY_TRAIN = {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-4,
+              "warmup_epochs": 1.0, "clip_grad": 40.0, "batch_size": 32}
+
+PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
+    "smoke": {"n_train": 64, "n_test": 32, "epochs": 1, "train": TINY_TRAIN},
+    "small": {"n_train": 2000, "n_test": 1000, "epochs": 6, "train": TINY_TRAIN},
+    "full": {"n_train": 8000, "n_test": 2000, "epochs": 12, "train": TINY_TRAIN},
+}
+
+
+def sifa(offsets: str = "saliency", k: int = 3, **kw: Any) -> dict[str, Any]:
+    """A SIFA module spec in the released code's semantics (1/C weights, last frame not aggregated)."""
+    return {"name": "sifa", "k": k, "offsets": offsets, "semantics": "code", **kw}
+
+
+# the temporal module sits in stages 2 and 3 (8 x 8 and 4 x 4 at 32^2): the paper puts SIFA in
+# res3-res5 and not in res2, its highest-resolution stage (Table 1d: res2 adds nothing)
+STAGES = (2, 3)
+
+# row name -> (temporal module, offset learning-rate factor, temporal stem kernel)
+VARIANTS: dict[str, tuple[dict[str, Any], float, int]] = {
+    "2D": ({"name": "none"}, 1.0, 1),
+    "TConv": ({"name": "tconv"}, 1.0, 1),
+    "TSM": ({"name": "tsm"}, 1.0, 1),
+    "SIFA_C (correlation)": ({"name": "correlation"}, 1.0, 1),
+    "Temporal difference": ({"name": "difference"}, 1.0, 1),
+    "SIFA_R": (sifa("regular"), 1.0, 1),
+    "SIFA": (sifa(), 0.1, 1),
+    "SIFA_R, k=1": (sifa("regular", k=1), 1.0, 1),
+    "SIFA_R, k=5": (sifa("regular", k=5), 1.0, 1),
+    "offsets from f_{t+1}": (sifa("next_frame"), 0.1, 1),
+    "offsets from Δf": (sifa("difference"), 0.1, 1),
+    "SIFA, offset lr 1x": (sifa(), 1.0, 1),
+    "SIFA, offset lr 0.01x": (sifa(), 0.01, 1),
+    "SIFA, tanh-bounded offsets": (sifa(bound=3.0), 1.0, 1),
+    "SIFA + temporal stem": (sifa(), 0.1, 3),
+}
+
+# which rows run on which suite (the chapter's grids). Cut for the small profile's budget (measured
+# ~0.3 s per batch of 32 for a SIFA row on one core, 6,000 s for these grids over 3 seeds): SIFA*
+# (a second pass, +50 % time), Conv3D offsets, the stage sweep (Table 1d), the paper-vs-code
+# semantics rows, TConv and a 2D + stem row on the direction suite, 2D and SIFA_R on the slow control
+GRIDS: dict[str, tuple[str, ...]] = {
+    "binding": ("2D", "TConv", "TSM", "SIFA_C (correlation)", "Temporal difference", "SIFA_R", "SIFA",
+                "SIFA_R, k=1", "SIFA_R, k=5", "offsets from f_{t+1}", "offsets from Δf", "SIFA, offset lr 1x",
+                "SIFA, offset lr 0.01x", "SIFA, tanh-bounded offsets"),
+    "binding_slow": ("TConv", "TSM"),
+    "direction": ("2D", "TSM", "SIFA_R", "SIFA", "SIFA + temporal stem"),
+}
+
+
+def settings(profile: str, override: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The profile's settings with the chapter's ``size_override`` (frames, size, clips, epochs,
+    batch, the tiny net's widths); the settings themselves when there is none, so record keys
+    stay as they were."""
+    s = dict(PROFILE_SETTINGS[profile])
+    for key in ("frames", "size", "n_train", "n_test", "epochs"):
+        if override and key in override:
+            s[key] = override[key]
+    if override and "batch_size" in override:
+        s["train"] = {**s["train"], "batch_size": override["batch_size"]}
+    if override and "model" in override:
+        s["model"] = dict(override["model"])
+    return s
+
+
+def run_config(profile: str, suite: str, row: str, seed: int, device: str,
+               override: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Config of one ``sifa/train`` run."""
+    s = settings(profile, override)
+    temporal, offset_lr, stem = VARIANTS[row]
+    model = {"temporal": dict(temporal), "stages": list(STAGES), "temporal_stem": stem, **s.get("model", {})}
+    suite_over = {k: s[k] for k in ("frames", "size", "n_train", "n_test") if k in s}
+    config = {"suite": suite, "suite_overrides": suite_over,
+              "model": model, "train": {**s["train"], "epochs": s["epochs"]}, "seed": seed, "device": device}
+    if temporal["name"] == "sifa" and temporal["offsets"] != "regular":
+        config["offset_lr"] = offset_lr
+    return config
+
+
+def chapter_runs(ctx: RunContext) -> list[dict[str, Any]]:
+    """Every synthetic run of the chapter, seed by seed, grid by grid."""
+    return [run_config(ctx.profile, suite, row, seed, ctx.device, ctx.size_override)
+            for seed in ctx.seeds for suite, rows in GRIDS.items() for row in rows]
+
+
+# ---------------------------------------------------------------- real data
+
+# the rows trained on a real dataset: the released R50 with and without its SIFA blocks
+REAL_ROWS: dict[str, tuple[int, ...]] = {"2D-ResNet": (), "SIFA-Net": (3, 4, 5)}
+# the paper's recipe (Sec. 4.1): SGD, lr 0.04 for a batch of 256 (scaled linearly to ours), cosine,
+# wd 1e-4, dropout 0.5; 128 epochs on Kinetics, 64 on Something-Something; 16 consecutive frames,
+# tested on 10 clips x 3 crops (Kinetics) or 1 clip x 3 crops (Something-Something)
+PAPER_BATCH = 32
+PAPER_TRAIN = {"optimizer": "sgd", "lr": 0.04 * PAPER_BATCH / 256, "momentum": 0.9, "weight_decay": 1e-4,
+               "warmup_epochs": 1.0, "clip_grad": 40.0, "batch_size": PAPER_BATCH}
+REAL_SETTINGS: dict[str, dict[str, Any]] = {
+    "smoke": {"frames": 8, "size": 32, "epochs": 1, "batch_size": 4, "clips": 1, "three_crop": False},
+    "small": {"frames": 8, "size": 112, "epochs": 5, "batch_size": 8, "clips": 1, "three_crop": False},
+    "full": {"frames": 16, "size": 224, "epochs": None, "batch_size": PAPER_BATCH, "clips": None,
+             "three_crop": True},
+}
+
+
+def real_runs(ctx: RunContext) -> list[dict[str, Any]]:
+    """The ``sifa/real`` runs of :data:`REAL_ROWS` on the chapter's dataset, seed by seed."""
+    s = dict(REAL_SETTINGS[ctx.profile])
+    over = ctx.size_override
+    dataset = ctx.data_spec({}, {})["dataset"]
+    kinetics = dataset.startswith("kinetics")
+    epochs = over.get("epochs", s["epochs"] or (128 if kinetics else 64))
+    clips = s["clips"] or (10 if kinetics else 1)
+    train = {"mode": "dense", "frames": s["frames"], "stride": 1, "size": s["size"]}
+    spec = ctx.data_spec(train, {**train, "clips": clips, "three_crop": s["three_crop"]})
+    recipe = {**PAPER_TRAIN, "batch_size": over.get("batch_size", s["batch_size"]), "epochs": epochs}
+    return [{"data": spec, "model": {"depth": 50, "design": "released", "sifa_stages": list(stages)},
+             "weights": ctx.weights_spec(), "train": recipe, "seed": seed, "device": ctx.device}
+            for seed in ctx.seeds for stages in REAL_ROWS.values()]
+
+
+def cpu_seconds(configs: list[dict[str, Any]], workers: int) -> float:
+    """Estimated one-thread training time of ``configs`` (``sifa/train`` or ``/real``) over ``workers``
+    processes: each model's counted MACs (meta device) x clips x epochs, forward and backward."""
+    import json
+
+    import torch
+
+    from vidattn.engine.real_data import open_real
+    from vidattn.experiments.sifa import suite_of
+    from vidattn.models.c2d import TinyC2D
+    from vidattn.models.sifa_net import SIFANet
+    from vidattn.profiles import estimate_seconds
+    from vidattn.sampling_flops import count_macs_with_sampling
+
+    macs: dict[str, float] = {}
+    sizes: dict[str, int] = {}
+    total = 0.0
+    for c in configs:
+        if "data" in c:
+            key = json.dumps(c["data"], sort_keys=True)
+            if key not in sizes:
+                sizes[key] = len(open_real(c["data"]).train)
+            n, frames, size = sizes[key], c["data"]["train"]["frames"], c["data"]["train"]["size"]
+        else:
+            suite = suite_of(c)
+            n, frames, size = suite.n_train, suite.frames, suite.size
+        key = json.dumps([c["model"], frames, size], sort_keys=True)
+        if key not in macs:
+            with torch.device("meta"):
+                model = (SIFANet(num_classes=2, frames=frames, **c["model"]) if "data" in c
+                         else TinyC2D(2, **c["model"]))
+                macs[key] = float(count_macs_with_sampling(model, torch.empty(1, 3, frames, size, size)))
+        total += macs[key] * n * c["train"]["epochs"]
+    return estimate_seconds(1.0, total, workers)
