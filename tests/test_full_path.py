@@ -12,8 +12,8 @@ import nbformat
 import pytest
 import torch
 
-from real_fixtures import (CIDC_OVERRIDE, DATA_OVERRIDE, DIRECFORMER_OVERRIDE, resnet50_checkpoint,
-                           ucf101_fixture, vit_checkpoint)
+from real_fixtures import (CIDC_OVERRIDE, DATA_OVERRIDE, DIRECFORMER_OVERRIDE, SIFA_OVERRIDE,
+                           resnet50_checkpoint, ucf101_fixture, vit_checkpoint)
 from vidattn import profiles, store
 from vidattn.cli import NOTEBOOKS, run_chapter
 from vidattn.experiments import cidc_configs, direcformer_configs
@@ -37,6 +37,7 @@ CHAPTERS = {
     "01_data_suites": ({"size_override": DATA_OVERRIDE}, "Dataset check** of `ucf101`: {n} listed videos; {n} ok"),
     "02_direcformer": ({"size_override": DIRECFORMER_OVERRIDE, "weights": "vit"}, "Tables 3-4 on `ucf101`"),
     "03_cidc": ({"size_override": CIDC_OVERRIDE, "weights": "r50"}, "ours on"),
+    "04_sifa": ({"size_override": SIFA_OVERRIDE, "weights": "r50"}, "SIFA-Net on real data"),
 }
 
 
@@ -57,7 +58,7 @@ def test_each_chapter_runs_full_on_real_files(stem, fixtures, tmp_path, monkeypa
     n_all = n_test + len((lists / "trainlist01.txt").read_text().splitlines())
     assert expect.format(n=n_all) in text
     if stem != "01_data_suites":  # the real-data runs trained on the fixture's files and were recorded
-        name = {"02_direcformer": "direcformer/real", "03_cidc": "cidc/real"}[stem]
+        name = {"02_direcformer": "direcformer/real", "03_cidc": "cidc/real", "04_sifa": "sifa/real"}[stem]
         recs = store.all_records(name)
         assert recs and all(r.config["data"]["root"] == str(fixtures["ucf"].resolve()) for r in recs)
         assert all(r.config["weights"]["sha256"] for r in recs)
