@@ -5,11 +5,15 @@
 It exports a synthetic suite to the UCF101 layout at 224² (MPEG-4 ``.avi`` files, as a
 real dataset arrives), opens it with the loaders and the sampling each chapter's
 ``full`` profile uses, and trains DirecFormer (C-S, ViT-B/16, both passes of Eq. 14)
-and CIDC's stage 1 (I3D-ResNet-50 + GAP) with the paper's recipes for ``--steps``
-optimiser steps under bf16 autocast, through the engine's own trainer. It records
-clips per second (decoding included: the trainer reads clips in its own process),
-peak memory, and model-FLOPs utilisation against the device's bf16 peak, with the
-device's name. ``--size``, ``--frames`` and ``--batch`` shrink it for a test on a CPU.
+CIDC's stage 1 (I3D-ResNet-50 + GAP) and SIFA-Net (the released R50, 16 consecutive
+frames, both heads' losses) with the paper's recipes for ``--steps`` optimiser steps
+under bf16 autocast, through the engine's own trainer. It records clips per second
+(decoding included: the trainer reads clips in its own process), peak memory, and
+model-FLOPs utilisation against the device's bf16 peak, with the device's name. It also
+times SIFA's op alone at res3 of that model (forward and backward, peak memory): the
+dense path that keeps all k^2 samples against the low-memory path (one tap at a time
+under checkpoints). ``--size``, ``--frames`` and ``--batch`` shrink it for a test on a
+CPU.
 """
 from __future__ import annotations
 
@@ -28,12 +32,16 @@ from vidattn.data.suites import generate_split, suite_config
 from vidattn.engine.benchmark import peak_flops
 from vidattn.engine.real_data import classify_loss
 from vidattn.engine.train import TrainConfig, fit
-from vidattn.experiments import cidc_configs, direcformer_configs
+from vidattn.experiments import cidc_configs, direcformer_configs, sifa_configs
 from vidattn.experiments.cidc import build_backbone
+from vidattn.experiments.sifa_real import dual_head_loss
 from vidattn.flops import count_macs
 from vidattn.models.cidc import GAPHead, VideoClassifier
 from vidattn.models.direcformer import DirecFormer, DirecFormerConfig, LossWeights, direcformer_loss
+from vidattn.models.sifa import inter_frame_attention
+from vidattn.models.sifa_net import SIFANet
 from vidattn.permutations import order_table, permutation_set
+from vidattn.sampling_flops import count_macs_with_sampling
 
 
 def export_suite(root: Path, clips: int, size: int, frames: int) -> Path:
@@ -62,6 +70,28 @@ def measure(name: str, model: torch.nn.Module, train_set, tcfg: TrainConfig, los
         "mfu_percent": 100 * 3 * 2 * macs * passes * res.clips_per_second / peak if peak else None,
         "gmacs_per_clip_pass": macs / 1e9,
     }
+
+
+def time_sifa_op(batch: int, size: int, device: torch.device, repeats: int = 5) -> list[dict[str, float | str]]:
+    """SIFA's op at res3 of the released 16-frame R50 (C 128, 4 steps, size/8 square), k = 3, random
+    offsets: seconds per forward + backward and peak memory, dense against low-memory."""
+    side = max(1, size // 8)
+    x = torch.randn(batch, 128, 4, side, side, device=device).relu_().requires_grad_(True)
+    off = (2 * torch.randn(batch, 18, 4, side, side, device=device)).requires_grad_(True)
+    out = []
+    for name, low in (("dense (all k^2 samples kept)", False), ("low-memory (one tap at a time)", True)):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            inter_frame_attention(x, off, 3, "code", low_memory=low).square().mean().backward()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        out.append({"op": name, "shape": list(x.shape), "seconds_per_pass": (time.perf_counter() - t0) / repeats,
+                    "peak_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30
+                    if device.type == "cuda" else None})
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -102,6 +132,17 @@ def main(argv: list[str] | None = None) -> dict:
         recipe = {**cidc_configs.PAPER_TRAIN, "batch_size": args.batch, "epochs": epochs}
         results["runs"].append(measure("CIDC stage 1 (I3D-ResNet-50 + GAP, 32x224)", model, data.train,
                                        TrainConfig(**recipe), classify_loss, macs, 1, device))
+        del model
+        # SIFA-Net: the released R50 on 16 consecutive frames, both heads' losses, SGD as in the paper
+        train = {"mode": "dense", "frames": 16, "stride": 1, "size": args.size}
+        data = open_dataset(root, train_sampling=Sampling(**train), test_sampling=Sampling(**train))
+        model = SIFANet(50, "released", len(data.classes), 16)
+        macs = float(count_macs_with_sampling(model, torch.zeros(1, 3, 16, args.size, args.size)))
+        recipe = {**sifa_configs.PAPER_TRAIN, "batch_size": args.batch, "epochs": epochs}
+        results["runs"].append(measure("SIFA-Net R50 (released, 16x224, dual head)", model, data.train,
+                                       TrainConfig(**recipe), dual_head_loss, macs, 1, device))
+        del model
+        results["sifa_op"] = time_sifa_op(args.batch, args.size, device)
     args.out.write_text(json.dumps(results, indent=1))
     print(json.dumps(results, indent=1))
     return results

@@ -16,6 +16,7 @@ an error that names the file and the keys.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -70,22 +71,21 @@ def read_torchvision_resnet(path: str | Path, wanted: set[str], what: str) -> di
     return state
 
 
-def load_resnet50_inflated(model: ResNet3d50, path: str | Path) -> dict[str, list[str]]:
-    """Initialise ``model`` from a torchvision ResNet-50 checkpoint by inflation.
+def load_mapped(model: torch.nn.Module, path: str | Path, names: dict[str, str], what: str,
+                expand: Callable[[torch.Tensor, int], torch.Tensor]) -> dict[str, list[str]]:
+    """Load the torchvision tensors ``names`` maps to (model key -> checkpoint key) into ``model``,
+    a 2-D kernel becoming a 3-D one of temporal size ``kt`` by ``expand(weight, kt)``.
 
-    Returns the model keys loaded and those left at their initial value (the non-local
-    blocks). Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the
-    file and the keys when the checkpoint lacks a key the model needs, has keys no
-    ResNet-50 has, or holds a tensor whose shape does not fit.
+    Returns the model keys loaded and those left at their initial value; a tensor whose shape
+    does not fit is an error naming the file and the keys.
     """
-    names = torchvision_names(model)
-    state = read_torchvision_resnet(path, set(names.values()), "ResNet-50")
+    state = read_torchvision_resnet(path, set(names.values()), what)
     own = model.state_dict()
     new, bad = {}, []
     for k, theirs in names.items():
         v = state[theirs]
         if own[k].dim() == 5 and v.dim() == 4:
-            v = inflate(v, own[k].shape[2])
+            v = expand(v, own[k].shape[2])
         if v.shape != own[k].shape:
             bad.append(f"{theirs}: checkpoint {tuple(state[theirs].shape)} vs model {k} {tuple(own[k].shape)}")
         new[k] = v
@@ -94,3 +94,13 @@ def load_resnet50_inflated(model: ResNet3d50, path: str | Path) -> dict[str, lis
     model.load_state_dict(new, strict=False)
     return {"loaded": sorted(new), "initial": sorted(k for k in own if k not in new)}
 
+
+def load_resnet50_inflated(model: ResNet3d50, path: str | Path) -> dict[str, list[str]]:
+    """Initialise ``model`` from a torchvision ResNet-50 checkpoint by inflation.
+
+    Returns the model keys loaded and those left at their initial value (the non-local
+    blocks). Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the
+    file and the keys when the checkpoint lacks a key the model needs, has keys no
+    ResNet-50 has, or holds a tensor whose shape does not fit.
+    """
+    return load_mapped(model, path, torchvision_names(model), "ResNet-50", inflate)

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from vidattn.models.inflate import read_torchvision_resnet
+from vidattn.models.inflate import load_mapped
 from vidattn.models.sifa import SIFABlock
 
 DEPTHS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
@@ -160,6 +160,13 @@ def torchvision_names(model: SIFANet) -> dict[str, str]:
     return out
 
 
+def centre_tap(weight: torch.Tensor, kt: int) -> torch.Tensor:
+    """(C_out, C_in, k, k) -> (C_out, C_in, kt, k, k): the 2-D kernel at tap kt // 2, zeros elsewhere."""
+    out = weight.new_zeros(*weight.shape[:2], kt, *weight.shape[2:])
+    out[:, :, kt // 2] = weight
+    return out
+
+
 def load_resnet_weights(model: SIFANet, path: str) -> dict[str, list[str]]:
     """Initialise ``model`` from a torchvision ResNet checkpoint of the same depth.
 
@@ -170,20 +177,4 @@ def load_resnet_weights(model: SIFANet, path: str) -> dict[str, list[str]]:
     (returned as ``initial``). A missing file, a key, or a shape that does not fit is an
     error naming the file.
     """
-    names = torchvision_names(model)
-    state = read_torchvision_resnet(path, set(names.values()), "ResNet")
-    own = model.state_dict()
-    new, bad = {}, []
-    for k, theirs in names.items():
-        v = state[theirs]
-        if own[k].dim() == 5 and v.dim() == 4:
-            kt = own[k].shape[2]
-            v = torch.cat([torch.zeros_like(v[:, :, None]).repeat(1, 1, kt // 2, 1, 1), v[:, :, None],
-                           torch.zeros_like(v[:, :, None]).repeat(1, 1, kt - kt // 2 - 1, 1, 1)], 2)
-        if v.shape != own[k].shape:
-            bad.append(f"{theirs}: checkpoint {tuple(state[theirs].shape)} vs model {k} {tuple(own[k].shape)}")
-        new[k] = v
-    if bad:
-        raise ValueError(f"checkpoint {path} does not fit this model: " + "; ".join(bad[:5]))
-    model.load_state_dict(new, strict=False)
-    return {"loaded": sorted(new), "initial": sorted(k for k in own if k not in new)}
+    return load_mapped(model, path, torchvision_names(model), "ResNet", centre_tap)
