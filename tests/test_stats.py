@@ -81,3 +81,16 @@ def test_chance_gate():
     assert not leaky.passed and "excludes chance" in leaky.row()["result"]
     with pytest.raises(ValueError, match="expect"):
         Gate("x", "m", 50, 0, "", expect="below")
+
+
+def test_a_chance_gate_tolerates_the_test_sets_sampling_error_only_when_asked():
+    from vidattn.gates import Gate, check, sampling_halfwidth
+
+    half = sampling_halfwidth(50, 1000)
+    assert abs(half - 3.099) < 0.01  # 1.96 * sqrt(0.25 / 1000), in points
+    values, strict = [51.6, 52.0, 51.8], Gate("blind", "top-1", 50, 0, "", expect="chance")
+    assert not check(strict, values, []).passed  # seeds agree: the interval misses 50
+    loose = Gate("blind", "top-1", 50, 0, "", expect="chance", tolerance=half)
+    assert check(loose, values, []).passed
+    assert not check(loose, [58.0, 58.5, 57.5], []).passed  # a real edge still fails
+    assert "within 3.1 of chance 50.0" in check(loose, values, []).row()["criterion"]
