@@ -15,7 +15,7 @@ TINY_TRAIN = {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True,
               "warmup_epochs": 1.0, "clip_grad": 40.0, "batch_size": 32}
 
 PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
-    "smoke": {"n_train": 64, "n_test": 32, "epochs": 1, "train": TINY_TRAIN},
+    "smoke": {"n_train": 32, "n_test": 16, "epochs": 1, "train": TINY_TRAIN},
     "small": {"n_train": 2000, "n_test": 1000, "epochs": 6, "train": TINY_TRAIN},
     "full": {"n_train": 8000, "n_test": 2000, "epochs": 12, "train": TINY_TRAIN},
 }
