@@ -8,7 +8,8 @@
   [0, ln 5]) switches between the top-1 class's CAM (entropy < delta) and the sum of
   the top-5 CAMs (otherwise; delta = 0.2 nats).
 * Eq. 4: per-frame min-max normalisation (with eps = 1e-6), which removes any positive
-  scale and additive constant.
+  scale and additive constant; a map without contrast (a constant CAM, up to rounding)
+  normalises to 0.
 * Peaks: 3 x 3 local maxima (the max-pool's index is the location's own; the padding is
   -inf) at or above the map's mean. A map with no contrast (max - min below eps) has no
   peaks: nothing stands out, and the warp is the identity.
@@ -55,10 +56,13 @@ def response_map(cams: torch.Tensor, logits: torch.Tensor, delta: float = DELTA)
 
 
 def normalise(maps: torch.Tensor, eps: float = EPS) -> torch.Tensor:
-    """Eq. 4 per map: (R - min R) / (max R - min R + eps)."""
+    """Eq. 4 per map: (R - min R) / (max R - min R + eps). A map whose spread is within rounding of
+    its size (max - min <= eps (1 + |max|), e.g. a constant CAM after interpolation) has no
+    contrast and becomes 0, rather than its rounding noise stretched to [0, 1]."""
     flat = maps.flatten(-2)
     lo, hi = flat.min(-1).values[..., None, None], flat.max(-1).values[..., None, None]
-    return (maps - lo) / (hi - lo + eps)
+    flat_map = (hi - lo) <= eps * (1 + hi.abs())
+    return torch.where(flat_map, torch.zeros_like(maps), (maps - lo) / (hi - lo + eps))
 
 
 def find_peaks(maps: torch.Tensor, eps: float = EPS) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -1,0 +1,105 @@
+"""The three-branch network of the spatial-attention paper (Eq. 1-8): original, discriminative, complementary.
+
+One backbone (shared weights and batch norms) sees the clip three times: as it is (O),
+warped to magnify its discriminative peaks (D), and warped to magnify the complementary
+ones (C). Each branch has its own classifier; a fourth classifier reads the three pooled
+features concatenated (the prediction at test time). The loss is unweighted:
+
+    L = CE(F_O) + CE(F_D) + CE(F_C) + CE(F_total)                    (Eq. 8)
+
+The saliency comes from the O branch's class activation maps under ``no_grad``
+(:mod:`vidattn.models.class_peaks`); input frame tau uses feature slice
+floor(tau T' / T). The kernel widths are beta = softplus(rho), learned at the network's
+rate; the loss reaches them through the sampler only. ``mode`` keeps a subset of the
+branches (Table 4's rows: "O", "O+D", "O+C", "C+D", "O+C+D"). ``split`` chooses how
+peaks are divided: ``"random"`` (Eq. 5, phi ~ U(0, 1) per peak, training), ``"half"``
+(phi = 0.5) or ``"maxmin"`` (the strongest peak discriminative, the weakest
+complementary: the reference code's deterministic evaluation).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from vidattn.models.class_peaks import (DELTA, class_activation_maps, find_peaks, normalise, response_map,
+                                        saliency_pair, softplus_inverse, split_peaks)
+from vidattn.models.saliency_sampler import SaliencySampler
+from vidattn.models.tcnn import TCNN
+
+MODES = ("O", "O+D", "O+C", "C+D", "O+C+D")
+SPLITS = ("random", "half", "maxmin")
+
+
+class ZoomNetwork(nn.Module):
+    def __init__(self, backbone: TCNN, num_classes: int, mode: str = "O+C+D", sampler: SaliencySampler | None = None,
+                 beta: tuple[float, float] = (0.09, 0.3), base: float = 0.09, delta: float = DELTA,
+                 dropout: float = 0.5):
+        super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; known: {MODES}")
+        self.backbone, self.mode, self.base, self.delta = backbone, mode, base, delta
+        self.branches = mode.split("+")
+        self.sampler = sampler or SaliencySampler()
+        c = backbone.channels
+        self.heads = nn.ModuleDict({b: nn.Linear(c, num_classes) for b in ("O", "D", "C")})
+        self.total = nn.Linear(c * len(self.branches), num_classes)
+        self.drop = nn.Dropout(dropout)
+        self.rho = nn.Parameter(torch.tensor([softplus_inverse(beta[0]), softplus_inverse(beta[1])]))
+
+    @property
+    def beta(self) -> torch.Tensor:
+        """(beta_dis, beta_com) = softplus(rho)."""
+        return F.softplus(self.rho)
+
+    def saliency(self, features: torch.Tensor, frames: int, split: str = "random",
+                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Q_dis, Q_com (B, T, G, G) for every input frame from the O branch's last map (B, C, T', h, w)."""
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; known: {SPLITS}")
+        B, C, Tf = features.shape[:3]
+        slices = (torch.arange(frames) * Tf) // frames  # frame tau -> slice floor(tau T' / T)
+        Y = features[:, :, slices].transpose(1, 2).reshape(B * frames, C, *features.shape[-2:]).detach()
+        head = self.heads["O"]
+        with torch.no_grad():
+            logits = head(Y.mean((2, 3)))
+            maps = normalise(response_map(class_activation_maps(Y, head.weight, head.bias,
+                                                                self.sampler.grid_size), logits, self.delta))
+        beta_dis, beta_com = self.beta[0], self.beta[1]
+        q_dis, q_com = [], []
+        for rc, vals in find_peaks(maps):
+            if split == "random":
+                dis = split_peaks(vals, generator or torch.Generator().manual_seed(0))
+            elif split == "half":
+                dis = vals >= 0.5
+            else:
+                dis = torch.zeros_like(vals, dtype=torch.bool)
+                dis[:1] = True  # strongest (peaks are sorted); the weakest, if another, is complementary
+                keep = torch.zeros_like(dis)
+                keep[:1] = True
+                keep[-1:] = True
+                rc, vals, dis = rc[keep], vals[keep], dis[keep]
+            d, c = saliency_pair(rc, vals, dis, beta_dis, beta_com, self.sampler.grid_size, self.base)
+            q_dis.append(d)
+            q_com.append(c)
+        G = self.sampler.grid_size
+        return torch.stack(q_dis).view(B, frames, G, G), torch.stack(q_com).view(B, frames, G, G)
+
+    def forward(self, video: torch.Tensor, split: str = "random", generator: torch.Generator | None = None
+                ) -> dict[str, torch.Tensor]:
+        """Logits of each kept branch and of the total head."""
+        f_o = self.backbone.features(video)
+        pooled = {"O": f_o.mean((2, 3, 4))}
+        if any(b in self.branches for b in ("D", "C")):
+            q_dis, q_com = self.saliency(f_o, video.shape[2], split, generator)
+            for b, q in (("D", q_dis), ("C", q_com)):
+                if b in self.branches:
+                    pooled[b] = self.backbone.features(self.sampler.warp_clip(video, q.to(video.dtype))).mean((2, 3, 4))
+        out = {b: self.heads[b](self.drop(pooled[b])) for b in self.branches}
+        out["total"] = self.total(self.drop(torch.cat([pooled[b] for b in self.branches], 1)))
+        return out
+
+
+def zoom_loss(outputs: dict[str, torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
+    """Eq. 8: the unweighted sum of every branch's cross-entropy and the total head's."""
+    return sum(F.cross_entropy(logits, labels) for logits in outputs.values())

@@ -1,0 +1,61 @@
+"""The three-branch network (Eq. 8): branches per mode, the loss reaches beta only through the
+sampler, the CAM path is detached, frame-to-slice mapping, and deterministic evaluation splits."""
+import pytest
+import torch
+
+from vidattn.models.saliency_sampler import SaliencySampler
+from vidattn.models.spatial_attention import MODES, ZoomNetwork, zoom_loss
+from vidattn.models.tcnn import TCNN, TCNN_S
+
+
+def net(mode="O+C+D"):
+    torch.manual_seed(0)
+    sampler = SaliencySampler(grid=16, pad=15, fwhm=6.5)  # the spec's CPU sampler
+    return ZoomNetwork(TCNN(TCNN_S, 10), 10, mode, sampler, dropout=0.0)
+
+
+def test_each_mode_has_its_branches_and_a_total_head():
+    video = torch.randn(2, 3, 8, 64, 64)
+    for mode in MODES:
+        out = net(mode).eval()(video, split="maxmin")
+        assert set(out) == set(mode.split("+")) | {"total"}
+        assert all(v.shape == (2, 10) for v in out.values())
+    with pytest.raises(ValueError, match="unknown mode 'D'"):
+        ZoomNetwork(TCNN(TCNN_S, 10), 10, "D")
+
+
+def test_the_loss_reaches_beta_and_the_backbone_but_not_through_the_cam():
+    model = net()
+    video, labels = torch.randn(2, 3, 8, 64, 64), torch.tensor([1, 7])
+    out = model(video, generator=torch.Generator().manual_seed(0))
+    loss = zoom_loss(out, labels)
+    assert torch.isfinite(loss) and abs(loss.item() - sum(
+        torch.nn.functional.cross_entropy(v, labels).item() for v in out.values())) < 1e-5
+    loss.backward()
+    assert model.rho.grad is not None and (model.rho.grad != 0).all()  # both widths learn
+    assert model.backbone.layers[0].conv.weight.grad.abs().sum() > 0
+    # the O head's gradient comes from the O loss alone: the CAM that reads it is detached
+    model.zero_grad()
+    out = model(video, generator=torch.Generator().manual_seed(0))
+    torch.nn.functional.cross_entropy(out["D"], labels).backward()
+    assert model.heads["O"].weight.grad is None or model.heads["O"].weight.grad.abs().sum() == 0
+
+
+def test_frames_read_their_own_feature_slice():
+    model = net().eval()
+    feats = torch.zeros(1, model.backbone.channels, 4, 8, 8)
+    feats[:, :, 2, 1, 6] = 5.0  # a peak only in slice 2, which frames 4 and 5 of 8 use
+    q_dis, _ = model.saliency(feats, 8, split="maxmin")
+    flat = q_dis[0].flatten(1)
+    moved = (flat.max(1).values - flat.min(1).values) > 1e-6
+    assert moved.tolist() == [False] * 4 + [True] * 2 + [False] * 2
+
+
+def test_deterministic_splits_give_the_same_warp_twice():
+    model = net().eval()
+    video = torch.randn(1, 3, 8, 64, 64)
+    for split in ("half", "maxmin"):
+        a, b = model(video, split=split), model(video, split=split)
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match="unknown split"):
+        model(video, split="mean")
