@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import pandas as pd
+from scipy.stats import norm
 
 from vidattn.stats import mean_interval
 
@@ -109,8 +110,6 @@ class GateResult:
 def sampling_halfwidth(chance: float, n: int, level: float = 0.95) -> float:
     """95 % half-width, in points, of an accuracy at ``chance`` % measured on ``n`` clips (normal
     approximation to the binomial): the tolerance of a chance gate."""
-    from scipy.stats import norm
-
     p = chance / 100
     return 100 * float(norm.ppf(0.5 + level / 2)) * (p * (1 - p) / n) ** 0.5
 

@@ -119,15 +119,15 @@ def real_runs(ctx: RunContext) -> list[dict[str, Any]]:
     """The ``sifa/real`` runs of :data:`REAL_ROWS` on the chapter's dataset, seed by seed."""
     s = dict(REAL_SETTINGS[ctx.profile])
     over = ctx.size_override
-    dataset = ctx.data_spec({}, {})["dataset"]
-    kinetics = dataset.startswith("kinetics")
-    epochs = over.get("epochs", s["epochs"] or (128 if kinetics else 64))
-    clips = s["clips"] or (10 if kinetics else 1)
     train = {"mode": "dense", "frames": s["frames"], "stride": 1, "size": s["size"]}
-    spec = ctx.data_spec(train, {**train, "clips": clips, "three_crop": s["three_crop"]})
+    spec = ctx.data_spec(train, {**train, "three_crop": s["three_crop"]})  # reads the annotations once
+    kinetics = spec["dataset"].startswith("kinetics")
+    spec["test"]["clips"] = s["clips"] or (10 if kinetics else 1)
+    epochs = over.get("epochs", s["epochs"] or (128 if kinetics else 64))
     recipe = {**PAPER_TRAIN, "batch_size": over.get("batch_size", s["batch_size"]), "epochs": epochs}
+    weights = ctx.weights_spec()  # hashes the weights file once
     return [{"data": spec, "model": {"depth": 50, "design": "released", "sifa_stages": list(stages)},
-             "weights": ctx.weights_spec(), "train": recipe, "seed": seed, "device": ctx.device}
+             "weights": weights, "train": recipe, "seed": seed, "device": ctx.device}
             for seed in ctx.seeds for stages in REAL_ROWS.values()]
 
 

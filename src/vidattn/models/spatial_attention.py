@@ -66,19 +66,17 @@ class ZoomNetwork(nn.Module):
             maps = normalise(response_map(class_activation_maps(Y, head.weight, head.bias,
                                                                 self.sampler.grid_size), logits, self.delta))
         beta_dis, beta_com = self.beta[0], self.beta[1]
+        generator = generator or torch.Generator().manual_seed(0)  # one stream: fresh phi per frame
         q_dis, q_com = [], []
         for rc, vals in find_peaks(maps):
             if split == "random":
-                dis = split_peaks(vals, generator or torch.Generator().manual_seed(0))
+                dis = split_peaks(vals, generator)
             elif split == "half":
                 dis = vals >= 0.5
-            else:
-                dis = torch.zeros_like(vals, dtype=torch.bool)
-                dis[:1] = True  # strongest (peaks are sorted); the weakest, if another, is complementary
-                keep = torch.zeros_like(dis)
-                keep[:1] = True
-                keep[-1:] = True
-                rc, vals, dis = rc[keep], vals[keep], dis[keep]
+            else:  # the strongest peak (they are sorted) and, if another, the weakest
+                keep = sorted({0, len(vals) - 1}) if len(vals) else []
+                rc, vals = rc[keep], vals[keep]
+                dis = torch.arange(len(vals)) == 0
             d, c = saliency_pair(rc, vals, dis, beta_dis, beta_com, self.sampler.grid_size, self.base)
             q_dis.append(d)
             q_com.append(c)
