@@ -12,7 +12,7 @@ import nbformat
 import pytest
 import torch
 
-from real_fixtures import (CIDC_OVERRIDE, DATA_OVERRIDE, DIRECFORMER_OVERRIDE, SIFA_OVERRIDE,
+from real_fixtures import (CIDC_OVERRIDE, DATA_OVERRIDE, DIRECFORMER_OVERRIDE, SIFA_OVERRIDE, SPATIAL_OVERRIDE,
                            resnet50_checkpoint, ucf101_fixture, vit_checkpoint)
 from vidattn import profiles, store
 from vidattn.cli import NOTEBOOKS, run_chapter
@@ -38,6 +38,7 @@ CHAPTERS = {
     "02_direcformer": ({"size_override": DIRECFORMER_OVERRIDE, "weights": "vit"}, "Tables 3-4 on `ucf101`"),
     "03_cidc": ({"size_override": CIDC_OVERRIDE, "weights": "r50"}, "ours on"),
     "04_sifa": ({"size_override": SIFA_OVERRIDE, "weights": "r50"}, "SIFA-Net on real data"),
+    "05_spatial_attention": ({"size_override": SPATIAL_OVERRIDE}, "T-CNN and T-CNN+spatial on real data"),
 }
 
 
@@ -58,10 +59,12 @@ def test_each_chapter_runs_full_on_real_files(stem, fixtures, tmp_path, monkeypa
     n_all = n_test + len((lists / "trainlist01.txt").read_text().splitlines())
     assert expect.format(n=n_all) in text
     if stem != "01_data_suites":  # the real-data runs trained on the fixture's files and were recorded
-        name = {"02_direcformer": "direcformer/real", "03_cidc": "cidc/real", "04_sifa": "sifa/real"}[stem]
+        name = {"02_direcformer": "direcformer/real", "03_cidc": "cidc/real", "04_sifa": "sifa/real",
+                "05_spatial_attention": "spatial/real"}[stem]
         recs = store.all_records(name)
         assert recs and all(r.config["data"]["root"] == str(fixtures["ucf"].resolve()) for r in recs)
-        assert all(r.config["weights"]["sha256"] for r in recs)
+        if "weights" in params:  # the spatial chapter's T-CNN has no released weights: from scratch
+            assert all(r.config["weights"]["sha256"] for r in recs)
         assert all(r.metrics["test_videos_scored"] == n_test for r in recs)  # the fixture's test split
         assert "estimated CPU time for this chapter's training" in text
 

@@ -3,7 +3,8 @@ sampler, the CAM path is detached, frame-to-slice mapping, and deterministic eva
 import pytest
 import torch
 
-from vidattn.models.saliency_sampler import SaliencySampler
+from vidattn.models.class_peaks import find_peaks, normalise, peak_table, saliency_pair
+from vidattn.models.saliency_sampler import SaliencySampler, gaussian_saliency
 from vidattn.models.spatial_attention import MODES, ZoomNetwork, zoom_loss
 from vidattn.models.tcnn import TCNN, TCNN_S
 
@@ -59,3 +60,29 @@ def test_deterministic_splits_give_the_same_warp_twice():
         assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(ValueError, match="unknown split"):
         model(video, split="mean")
+
+
+def test_mean_field_saliency_is_the_expected_random_saliency():
+    model = net().eval()
+    feats = torch.relu(torch.randn(1, model.backbone.channels, 4, 8, 8))
+    mean_dis, mean_com = model.saliency(feats, 8, split="meanfield")
+    g = torch.Generator().manual_seed(0)
+    draws = [model.saliency(feats, 8, split="random", generator=g) for _ in range(800)]
+    avg_dis = torch.stack([d for d, _ in draws]).mean(0)
+    avg_com = torch.stack([c for _, c in draws]).mean(0)
+    assert (avg_dis - mean_dis).abs().max() < 0.05 and (avg_com - mean_com).abs().max() < 0.15
+    assert (mean_dis - model.base).abs().max() > 0.3  # not trivially uniform
+
+
+def test_the_batched_saliency_matches_the_per_frame_loop():
+    torch.manual_seed(3)
+    maps = normalise(torch.nn.functional.avg_pool2d(torch.rand(5, 1, 18, 18), 3, 1)[:, 0])
+    beta = torch.tensor([0.09, 0.3], dtype=torch.float64)
+    model = net().double().eval()
+    t = peak_table(maps.double())
+    R = t["value"]
+    batched = gaussian_saliency(t["frame"], t["cell"], R, beta[0] * R.sqrt() * 16, 5, 16, model.base)
+    for n, (rc, vals) in enumerate(find_peaks(maps.double())):
+        dis, _ = saliency_pair(rc, vals, torch.ones(len(vals), dtype=torch.bool), beta[0], beta[1], 16,
+                               model.base)
+        assert torch.allclose(batched[n], dis, atol=1e-12)

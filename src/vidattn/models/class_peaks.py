@@ -11,7 +11,7 @@
   scale and additive constant; a map without contrast (a constant CAM, up to rounding)
   normalises to 0.
 * Peaks: 3 x 3 local maxima (the max-pool's index is the location's own; the padding is
-  -inf) at or above the map's mean. A map with no contrast (max - min below eps) has no
+  -inf) at or above the map's mean (:func:`peak_table` for a whole batch at once). A map with no contrast (max - min below eps) has no
   peaks: nothing stands out, and the warp is the identity.
 * Eq. 5: peak i is discriminative when R_i >= phi_i, phi_i ~ U(0, 1) drawn per peak from
   a seeded generator, so Pr[discriminative] = R_i; the top peak (R = 1) always is.
@@ -65,22 +65,33 @@ def normalise(maps: torch.Tensor, eps: float = EPS) -> torch.Tensor:
     return torch.where(flat_map, torch.zeros_like(maps), (maps - lo) / (hi - lo + eps))
 
 
-def find_peaks(maps: torch.Tensor, eps: float = EPS) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Peaks of each normalised map (N, G, G): ((K, 2) (row, col) cells, (K,) values), strongest first."""
+def peak_table(maps: torch.Tensor, eps: float = EPS) -> dict[str, torch.Tensor]:
+    """Every peak of a batch of normalised maps (N, G, G) at once, each frame's strongest first.
+
+    Returns ``frame`` (M,), ``cell`` (M, 2) (row, col), ``value`` (M,), ``rank`` (M,) (0 for
+    a frame's strongest peak) and ``count`` (M,) (the number of peaks on that frame).
+    """
     N, H, W = maps.shape
     _, idx = F.max_pool2d(maps[:, None], 3, stride=1, padding=1, return_indices=True)
     own = torch.arange(H * W, device=maps.device).view(1, 1, H, W)
-    keep = (idx == own)[:, 0] & (maps >= maps.flatten(1).mean(1)[:, None, None])
-    out = []
-    for n in range(N):
-        if maps[n].max() - maps[n].min() < eps:
-            out.append((torch.zeros(0, 2, dtype=torch.long), maps.new_zeros(0)))
-            continue
-        rc = keep[n].nonzero()
-        vals = maps[n][rc[:, 0], rc[:, 1]]
-        order = vals.argsort(descending=True)
-        out.append((rc[order], vals[order]))
-    return out
+    flat = maps.flatten(1)
+    contrast = (flat.max(1).values - flat.min(1).values >= eps)[:, None, None]
+    keep = (idx == own)[:, 0] & (maps >= flat.mean(1)[:, None, None]) & contrast
+    frame, row, col = keep.nonzero(as_tuple=True)
+    value = maps[frame, row, col]
+    order = torch.argsort(frame * 4.0 - value, stable=True)  # by frame, then strongest first (value <= 1)
+    frame, row, col, value = frame[order], row[order], col[order], value[order]
+    count = torch.bincount(frame, minlength=N)
+    start = torch.cumsum(count, 0) - count
+    rank = torch.arange(len(frame), device=maps.device) - start[frame]
+    return {"frame": frame, "cell": torch.stack([row, col], 1), "value": value, "rank": rank,
+            "count": count[frame]}
+
+
+def find_peaks(maps: torch.Tensor, eps: float = EPS) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Peaks of each normalised map (N, G, G): ((K, 2) (row, col) cells, (K,) values), strongest first."""
+    t = peak_table(maps, eps)
+    return [(t["cell"][t["frame"] == n], t["value"][t["frame"] == n]) for n in range(len(maps))]
 
 
 def split_peaks(values: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -16,9 +16,10 @@ a fixed 61 x 61 Gaussian of FWHM 13 cells applied as two separable valid convolu
 (a buffer, not a parameter); the grid mapped to [-1, 1], clamped, bilinearly upsampled to
 the frame and passed to ``grid_sample`` with ``align_corners`` given explicitly.
 
-:func:`peak_saliency` builds the saliency of Eq. 6-7 from peaks: base b plus one
-Gaussian per peak of width sigma_i = beta * sqrt(R_i) * G cells and amplitude R_i (the
-discriminative branch) or 1 / R_i (the complementary branch).
+:func:`peak_saliency` builds the saliency of Eq. 6-7 from one frame's peaks: base b plus
+one Gaussian per peak of width sigma_i = beta * sqrt(R_i) * G cells and amplitude R_i
+(the discriminative branch) or 1 / R_i (the complementary branch);
+:func:`gaussian_saliency` does the same for all peaks of a batch of frames at once.
 """
 from __future__ import annotations
 
@@ -67,6 +68,15 @@ class SaliencySampler(nn.Module):
         gy = self._blur(s * rows) / denom
         return torch.stack([gx[:, 0], gy[:, 0]], -1).mul(2).sub(1).clamp(-1, 1)
 
+    def magnification(self, saliency: torch.Tensor, row: int, col: int) -> float:
+        """Local area magnification of the warp of one (G, G) map at an inner cell: 1 / det of the
+        grid's Jacobian there, relative to the identity's (central differences)."""
+        g = self.sampling_grid(saliency[None])[0]
+        step = 2 / (self.grid_size - 1)
+        dx = (g[row, col + 1] - g[row, col - 1]) / (2 * step)
+        dy = (g[row + 1, col] - g[row - 1, col]) / (2 * step)
+        return float(1 / (dx[0] * dy[1] - dx[1] * dy[0]))
+
     def forward(self, frames: torch.Tensor, saliency: torch.Tensor) -> torch.Tensor:
         grid = self.sampling_grid(saliency).permute(0, 3, 1, 2)
         grid = F.interpolate(grid, size=frames.shape[-2:], mode="bilinear", align_corners=True)
@@ -80,6 +90,24 @@ class SaliencySampler(nn.Module):
         return out.view(B, T, C, H, W).transpose(1, 2)
 
 
+def gaussian_saliency(frame: torch.Tensor, peaks: torch.Tensor, amplitude: torch.Tensor, sigma: torch.Tensor,
+                      frames: int, grid: int = GRID, base: float = 0.09) -> torch.Tensor:
+    """Eq. 7 for a batch: (frames, G, G) maps b + sum_i a_i exp(-|p - p_i|^2 / (2 sigma_i^2)).
+
+    Peak i lies on frame ``frame[i]`` at cell ``peaks[i]`` (row, col), with amplitude
+    ``amplitude[i]`` and width ``sigma[i]`` in cells. A frame without peaks is the uniform b.
+    """
+    dtype, device = sigma.dtype, sigma.device
+    out = torch.full((frames, grid, grid), base, dtype=dtype, device=device)
+    if len(peaks) == 0:
+        return out + 0 * sigma.sum()  # keeps the graph (and a zero gradient) to beta
+    cells = torch.arange(grid, dtype=dtype, device=device)
+    p = peaks.to(dtype)
+    d2 = (cells[None, :, None] - p[:, 0, None, None]) ** 2 + (cells[None, None, :] - p[:, 1, None, None]) ** 2
+    bumps = amplitude[:, None, None] * torch.exp(-d2 / (2 * sigma[:, None, None] ** 2))
+    return out.index_add(0, frame.to(device), bumps)
+
+
 def peak_saliency(peaks: torch.Tensor, values: torch.Tensor, beta: torch.Tensor, grid: int = GRID,
                   base: float = 0.09, complementary: bool = False) -> torch.Tensor:
     """Eq. 6-7 for one frame: b + sum_i A_i on a G x G grid.
@@ -87,13 +115,10 @@ def peak_saliency(peaks: torch.Tensor, values: torch.Tensor, beta: torch.Tensor,
     ``peaks`` (K, 2) are (row, col) cells, ``values`` (K,) their normalised responses R_i in
     (0, 1], ``beta`` a scalar in units of the frame's width. A_i has width
     sigma_i = beta sqrt(R_i) G cells and amplitude R_i (discriminative) or 1 / R_i
-    (complementary). No peak gives the uniform map b (the identity warp).
+    (complementary, with R_i clamped at 1e-3). No peak gives the uniform map b (the
+    identity warp).
     """
-    rows = torch.arange(grid, dtype=beta.dtype, device=beta.device)
-    out = torch.full((grid, grid), base, dtype=beta.dtype, device=beta.device)
-    for (r, c), v in zip(peaks.tolist(), values.tolist()):
-        d2 = (rows[:, None] - r) ** 2 + (rows[None, :] - c) ** 2
-        sigma2 = (beta * math.sqrt(v) * grid) ** 2
-        amp = 1.0 / v if complementary else v
-        out = out + amp * torch.exp(-d2 / (2 * sigma2))
-    return out
+    v = values.to(beta.dtype)
+    amplitude = 1.0 / v.clamp_min(1e-3) if complementary else v
+    frame = torch.zeros(len(v), dtype=torch.long)
+    return gaussian_saliency(frame, peaks, amplitude, beta * v.sqrt() * grid, 1, grid, base)[0]

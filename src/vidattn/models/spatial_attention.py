@@ -13,8 +13,12 @@ floor(tau T' / T). The kernel widths are beta = softplus(rho), learned at the ne
 rate; the loss reaches them through the sampler only. ``mode`` keeps a subset of the
 branches (Table 4's rows: "O", "O+D", "O+C", "C+D", "O+C+D"). ``split`` chooses how
 peaks are divided: ``"random"`` (Eq. 5, phi ~ U(0, 1) per peak, training), ``"half"``
-(phi = 0.5) or ``"maxmin"`` (the strongest peak discriminative, the weakest
-complementary: the reference code's deterministic evaluation).
+(phi = 0.5), ``"maxmin"`` (the strongest peak discriminative, the weakest
+complementary: the reference code's deterministic evaluation) or ``"meanfield"`` (the
+expected training saliency: each discriminative kernel weighted by R_i, each
+complementary one by 1 - R_i; the chapter's default evaluation). ``attention="random"``
+replaces the CAM by a smooth random map (the control that asks whether *where* the
+network zooms matters, or only that it zooms).
 """
 from __future__ import annotations
 
@@ -22,22 +26,26 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from vidattn.models.class_peaks import (DELTA, class_activation_maps, find_peaks, normalise, response_map,
-                                        saliency_pair, softplus_inverse, split_peaks)
-from vidattn.models.saliency_sampler import SaliencySampler
+from vidattn.models.class_peaks import (DELTA, class_activation_maps, normalise, peak_table, response_map,
+                                        softplus_inverse)
+from vidattn.models.saliency_sampler import SaliencySampler, gaussian_saliency
 from vidattn.models.tcnn import TCNN
 
 MODES = ("O", "O+D", "O+C", "C+D", "O+C+D")
-SPLITS = ("random", "half", "maxmin")
+SPLITS = ("random", "half", "maxmin", "meanfield")
+ATTENTIONS = ("cam", "random")
 
 
 class ZoomNetwork(nn.Module):
     def __init__(self, backbone: TCNN, num_classes: int, mode: str = "O+C+D", sampler: SaliencySampler | None = None,
                  beta: tuple[float, float] = (0.09, 0.3), base: float = 0.09, delta: float = DELTA,
-                 dropout: float = 0.5):
+                 dropout: float = 0.5, attention: str = "cam"):
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; known: {MODES}")
+        if attention not in ATTENTIONS:
+            raise ValueError(f"unknown attention {attention!r}; known: {ATTENTIONS}")
+        self.attention = attention
         self.backbone, self.mode, self.base, self.delta = backbone, mode, base, delta
         self.branches = mode.split("+")
         self.sampler = sampler or SaliencySampler()
@@ -47,6 +55,13 @@ class ZoomNetwork(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.rho = nn.Parameter(torch.tensor([softplus_inverse(beta[0]), softplus_inverse(beta[1])]))
 
+    def set_beta_lr(self, factor: float) -> None:
+        """Learn beta at ``factor`` times the network's rate (its gradient scaled); 0 freezes it."""
+        if factor == 0:
+            self.rho.requires_grad_(False)
+        elif factor != 1:
+            self.rho.register_hook(lambda g: g * factor)
+
     @property
     def beta(self) -> torch.Tensor:
         """(beta_dis, beta_com) = softplus(rho)."""
@@ -54,34 +69,45 @@ class ZoomNetwork(nn.Module):
 
     def saliency(self, features: torch.Tensor, frames: int, split: str = "random",
                  generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Q_dis, Q_com (B, T, G, G) for every input frame from the O branch's last map (B, C, T', h, w)."""
+        """Q_dis, Q_com (B, T, G, G) for every input frame from the O branch's last map (B, C, T', h, w).
+
+        ``generator`` draws the random split's phi (default: torch's global generator, which
+        the trainer seeds and checkpoints, so a resumed run draws what it would have drawn).
+        """
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; known: {SPLITS}")
         B, C, Tf = features.shape[:3]
         slices = (torch.arange(frames) * Tf) // frames  # frame tau -> slice floor(tau T' / T)
         Y = features[:, :, slices].transpose(1, 2).reshape(B * frames, C, *features.shape[-2:]).detach()
-        head = self.heads["O"]
+        head, G = self.heads["O"], self.sampler.grid_size
         with torch.no_grad():
             logits = head(Y.mean((2, 3)))
-            maps = normalise(response_map(class_activation_maps(Y, head.weight, head.bias,
-                                                                self.sampler.grid_size), logits, self.delta))
-        beta_dis, beta_com = self.beta[0], self.beta[1]
-        generator = generator or torch.Generator().manual_seed(0)  # one stream: fresh phi per frame
-        q_dis, q_com = [], []
-        for rc, vals in find_peaks(maps):
-            if split == "random":
-                dis = split_peaks(vals, generator)
+            if self.attention == "cam":
+                maps = response_map(class_activation_maps(Y, head.weight, head.bias, G), logits, self.delta)
+            else:  # the control: smooth random maps with the CAM's peak statistics, blind to the frame
+                coarse = torch.rand(B * frames, 1, 4, 4, generator=generator, dtype=Y.dtype)
+                maps = F.interpolate(coarse, size=(G, G), mode="bilinear", align_corners=True)[:, 0]
+            maps = normalise(maps)
+            peaks = peak_table(maps)
+            R = peaks["value"].to(features.dtype)
+            top, last = peaks["rank"] == 0, peaks["rank"] == peaks["count"] - 1
+            if split == "random":  # Eq. 5: discriminative where R >= phi ~ U(0, 1)
+                w_dis = (R >= torch.rand(R.shape, generator=generator, dtype=R.dtype)).to(R.dtype)
+                w_com = 1 - w_dis
             elif split == "half":
-                dis = vals >= 0.5
-            else:  # the strongest peak (they are sorted) and, if another, the weakest
-                keep = sorted({0, len(vals) - 1}) if len(vals) else []
-                rc, vals = rc[keep], vals[keep]
-                dis = torch.arange(len(vals)) == 0
-            d, c = saliency_pair(rc, vals, dis, beta_dis, beta_com, self.sampler.grid_size, self.base)
-            q_dis.append(d)
-            q_com.append(c)
-        G = self.sampler.grid_size
-        return torch.stack(q_dis).view(B, frames, G, G), torch.stack(q_com).view(B, frames, G, G)
+                w_dis = (R >= 0.5).to(R.dtype)
+                w_com = 1 - w_dis
+            elif split == "maxmin":  # the strongest peak, and the weakest if there is another
+                w_dis, w_com = top.to(R.dtype), (last & ~top).to(R.dtype)
+            else:  # mean field: each kernel weighted by its probability of being in the set
+                w_dis, w_com = R, 1 - R
+        beta_dis, beta_com = self.beta[0], self.beta[1]
+        width = R.sqrt() * G
+        q_dis = gaussian_saliency(peaks["frame"], peaks["cell"], w_dis * R, beta_dis * width, B * frames, G,
+                                  self.base)
+        q_com = gaussian_saliency(peaks["frame"], peaks["cell"], w_com / R.clamp_min(1e-3), beta_com * width,
+                                  B * frames, G, self.base)
+        return q_dis.view(B, frames, G, G), q_com.view(B, frames, G, G)
 
     def forward(self, video: torch.Tensor, split: str = "random", generator: torch.Generator | None = None
                 ) -> dict[str, torch.Tensor]:

@@ -1,0 +1,82 @@
+"""The spatial-attention chapter's experiment plumbing: configs (rows share their stage-1
+backbone, overrides are checked), beta's learning rate, the stage-1 cache, one smoke run's
+measurements, and the real-data wrapper."""
+import pytest
+import torch
+
+from vidattn.experiments import spatial_attention as E
+from vidattn.experiments import spatial_attention_configs as C
+from vidattn.experiments.spatial_attention_real import TotalPrediction, zoom_real_loss
+from vidattn.models.saliency_sampler import SaliencySampler
+from vidattn.models.spatial_attention import ZoomNetwork
+from vidattn.models.tcnn import TCNN, TCNN_S
+
+
+def test_rows_of_a_seed_share_one_stage1_backbone_per_suite():
+    keys = {row: E.stage1_key(C.run_config("small", row, 0, "cpu")) for row in C.ROWS}
+    assert keys["O"] == keys["O+D"] == keys["O+D, learned β"] == keys["O+D, random maps"]
+    assert keys["O, 12x12 glyph"] == keys["O+D, 12x12 glyph"] != keys["O"]
+    assert E.stage1_key(C.run_config("small", "O", 1, "cpu")) != keys["O"]
+    pre = {E.stage1_key(c) for c in C.stage1_runs(type("Ctx", (), {"profile": "small", "seeds": [0],
+                                                                  "device": "cpu", "size_override": {}})())}
+    assert pre == {keys["O"], keys["O, 12x12 glyph"]}
+
+
+def test_overrides_are_checked_and_reach_the_suite():
+    cfg = C.run_config("small", "O+D", 0, "cpu", {"n_train": 40, "epochs": 2})
+    assert cfg["suite_overrides"]["n_train"] == 40 and cfg["train"]["epochs"] == 2
+    assert cfg["stage1"]["epochs"] == C.PROFILE_SETTINGS["small"]["stage1_epochs"]
+    with pytest.raises(ValueError, match="unknown size_override key"):
+        C.settings("small", {"model": {}})
+    with pytest.raises(ValueError, match="unknown profile"):
+        C.settings("huge")
+
+
+def test_beta_can_be_frozen_or_slowed():
+    torch.manual_seed(0)
+    video, labels = torch.randn(2, 3, 8, 64, 64), torch.tensor([1, 2])
+    grads = {}
+    for factor in (1.0, 0.5, 0.0):
+        torch.manual_seed(0)
+        net = ZoomNetwork(TCNN(TCNN_S, 10), 10, "O+D", SaliencySampler(16, 15, 6.5), dropout=0.0)
+        net.set_beta_lr(factor)
+        out = net(video, generator=torch.Generator().manual_seed(0))
+        torch.nn.functional.cross_entropy(out["D"], labels).backward()
+        grads[factor] = net.rho.grad
+    assert grads[0.0] is None and torch.allclose(grads[0.5], 0.5 * grads[1.0])
+
+
+def test_a_smoke_run_measures_every_branch_and_reuses_its_backbone(tmp_path, monkeypatch):
+    monkeypatch.setenv("VIDATTN_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("VIDATTN_RECORDS_DIR", str(tmp_path / "records"))
+    over = {"n_train": 16, "n_test": 8}
+    cfg = C.run_config("smoke", "O+C+D", 0, "cpu", over)
+    cfg["examples"] = True
+    out = E.train(cfg)
+    m = out["metrics"]
+    for key in ("O_top1", "D_top1", "C_top1", "total_top1", "total_top1_maxmin", "top_peak_in_box",
+                "area_ratio_D", "delta 0.2: total", "frame_top1_visible", "reversed_top1"):
+        assert key in m and m[key] == m[key], key  # present and not NaN
+    assert len(out["per_clip"]["total_top1"]) == 8 and len(out["examples"]) == 2
+    assert out["curves"]["beta_dis"] == [pytest.approx(0.09, abs=1e-6)]  # held
+    assert E.stage1_path(cfg).is_file()
+    calls = []
+    monkeypatch.setattr(E, "fit", lambda *a, **k: calls.append(1) or pytest.fail("stage 1 retrained"))
+    model, curves = E.pretrained(cfg, *E.datasets(cfg)[2:])
+    assert not calls and len(curves["test_top1"]) == 1
+
+
+def test_the_real_wrapper_predicts_the_total_and_the_loss_sums_four_terms():
+    torch.manual_seed(0)
+    net = ZoomNetwork(TCNN(TCNN_S, 5), 5, "O+C+D", SaliencySampler(16, 15, 6.5), dropout=0.0)
+    model = TotalPrediction(net).eval()
+    video = torch.randn(2, 3, 8, 64, 64)
+    assert torch.allclose(model(video), net(video, split="meanfield")["total"])
+    model.train()
+    batch = {"video": video, "label": torch.tensor([0, 3])}
+    torch.manual_seed(1)
+    loss, logs = zoom_real_loss(model, batch)
+    torch.manual_seed(1)
+    out = net(video)
+    want = sum(torch.nn.functional.cross_entropy(v, batch["label"]) for v in out.values())
+    assert torch.allclose(loss, want) and 0 <= logs["acc"] <= 1
