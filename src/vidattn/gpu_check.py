@@ -5,8 +5,9 @@
 It exports a synthetic suite to the UCF101 layout at 224² (MPEG-4 ``.avi`` files, as a
 real dataset arrives), opens it with the loaders and the sampling each chapter's
 ``full`` profile uses, and trains DirecFormer (C-S, ViT-B/16, both passes of Eq. 14)
-CIDC's stage 1 (I3D-ResNet-50 + GAP) and SIFA-Net (the released R50, 16 consecutive
-frames, both heads' losses) with the paper's recipes for ``--steps`` optimiser steps
+CIDC's stage 1 (I3D-ResNet-50 + GAP), SIFA-Net (the released R50, 16 consecutive
+frames, both heads' losses), and T-CNN-F alone and with the spatial-attention chapter's
+three zoom branches (Eq. 8's four losses) with the paper's recipes for ``--steps`` optimiser steps
 under bf16 autocast, through the engine's own trainer. It records clips per second
 (decoding included: the trainer reads clips in its own process), peak memory, and
 model-FLOPs utilisation against the device's bf16 peak, with the device's name. It also
@@ -33,13 +34,18 @@ from vidattn.engine.benchmark import peak_flops
 from vidattn.engine.real_data import classify_loss
 from vidattn.engine.train import TrainConfig, fit
 from vidattn.experiments import cidc_configs, direcformer_configs, sifa_configs
+from vidattn.experiments import spatial_attention_configs as spatial_configs
 from vidattn.experiments.cidc import build_backbone
 from vidattn.experiments.sifa_real import dual_head_loss
+from vidattn.experiments.spatial_attention_real import TotalPrediction, zoom_real_loss
 from vidattn.flops import count_macs
 from vidattn.models.cidc import GAPHead, VideoClassifier
 from vidattn.models.direcformer import DirecFormer, DirecFormerConfig, LossWeights, direcformer_loss
 from vidattn.models.sifa import inter_frame_attention
+from vidattn.models.saliency_sampler import SaliencySampler
 from vidattn.models.sifa_net import SIFANet
+from vidattn.models.spatial_attention import ZoomNetwork
+from vidattn.models.tcnn import TCNN, TCNN_F
 from vidattn.permutations import order_table, permutation_set
 from vidattn.sampling_flops import count_macs_with_sampling
 
@@ -142,6 +148,16 @@ def main(argv: list[str] | None = None) -> dict:
         results["runs"].append(measure("SIFA-Net R50 (released, 16x224, dual head)", model, data.train,
                                        TrainConfig(**recipe), dual_head_loss, macs, 1, device))
         del model
+        # T-CNN-F alone and with the three zoom branches (the spatial-attention chapter's Tables 2-3),
+        # 16 consecutive frames, the 31 x 31 sampler, Eq. 8's loss, SGD as in the paper
+        for name, mode in spatial_configs.REAL_ROWS.items():
+            net = ZoomNetwork(TCNN(TCNN_F, len(data.classes)), len(data.classes), mode, SaliencySampler())
+            model = TotalPrediction(net)
+            macs = float(count_macs_with_sampling(model, torch.zeros(1, 3, 16, args.size, args.size)))
+            recipe = {**spatial_configs.PAPER_TRAIN, "batch_size": args.batch, "epochs": epochs}
+            results["runs"].append(measure(f"{name} (T-CNN-F, 16x{args.size}, mode {mode})", model, data.train,
+                                           TrainConfig(**recipe), zoom_real_loss, macs, 1, device))
+            del model, net
         results["sifa_op"] = time_sifa_op(args.batch, args.size, device)
     args.out.write_text(json.dumps(results, indent=1))
     print(json.dumps(results, indent=1))

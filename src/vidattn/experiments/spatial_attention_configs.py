@@ -26,7 +26,7 @@ CPU_ZOOM = {"grid": 16, "pad": 15, "fwhm": 6.5, "base": 0.09, "beta": [0.09, 0.3
 FULL_ZOOM = {**CPU_ZOOM, "grid": 31, "pad": 30, "fwhm": 13.0}
 
 PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
-    "smoke": {"n_train": 32, "n_test": 16, "stage1_epochs": 1, "epochs": 1},
+    "smoke": {"n_train": 16, "n_test": 8, "stage1_epochs": 1, "epochs": 1},
     "small": {"n_train": 800, "n_test": 200, "stage1_epochs": 12, "epochs": 6},
     "full": {"n_train": 4000, "n_test": 1000, "stage1_epochs": 16, "epochs": 16},
 }
