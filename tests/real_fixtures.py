@@ -26,8 +26,7 @@ DIRECFORMER_OVERRIDE = {"frames": 8, "size": 32, "model": {"dim": 32, "depth": 2
 CIDC_OVERRIDE = {"frames": 16, "size": 32, "epochs": 1, "batch_size": 8, "n_train": 8, "n_test": 8}
 # SIFA: the released SIFA-Net needs a multiple of 8 frames; the synthetic grid shrinks with it
 SIFA_OVERRIDE = {"frames": 8, "size": 32, "epochs": 1, "batch_size": 4, "n_train": 8, "n_test": 8}
-SPATIAL_OVERRIDE = {"frames": 8, "size": 48, "stage1_epochs": 1, "epochs": 1, "batch_size": 4, "n_train": 8,
-                    "n_test": 8}
+SPATIAL_OVERRIDE = {"frames": 8, "size": 48, "epochs": 1, "batch_size": 4, "n_train": 8, "n_test": 8}
 DATA_OVERRIDE = {"frames": 8, "size": 32, "epochs": 1, "n_train": 32, "n_test": 16}
 
 

@@ -25,7 +25,7 @@ def test_rows_of_a_seed_share_one_stage1_backbone_per_suite():
 def test_overrides_are_checked_and_reach_the_suite():
     cfg = C.run_config("small", "O+D", 0, "cpu", {"n_train": 40, "epochs": 2})
     assert cfg["suite_overrides"]["n_train"] == 40 and cfg["train"]["epochs"] == 2
-    assert cfg["stage1"]["epochs"] == C.PROFILE_SETTINGS["small"]["stage1_epochs"]
+    assert cfg["stage1"]["epochs"] == 2  # epochs shrinks both stages
     with pytest.raises(ValueError, match="unknown size_override key"):
         C.settings("small", {"model": {}})
     with pytest.raises(ValueError, match="unknown profile"):

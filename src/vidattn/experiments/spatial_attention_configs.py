@@ -48,16 +48,22 @@ TABLE4 = ("O", "O+D", "O+C", "C+D", "O+C+D")
 EXAMPLES_ROW = "O+C+D"  # the row whose seed-0 run keeps Fig. 2's example frames
 
 
+OVERRIDE_KEYS = ("frames", "size", "n_train", "n_test", "epochs", "batch_size")
+
+
 def settings(profile: str, override: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The profile's settings with the chapter's ``size_override`` (frames, size, clips, epochs, batch)."""
+    """The profile's settings with the chapter's ``size_override`` (frames, size, clips, batch, and
+    ``epochs``, which sets both stages' epochs)."""
     if profile not in PROFILE_SETTINGS:
         raise ValueError(f"unknown profile {profile!r}; known: {sorted(PROFILE_SETTINGS)}")
     s = dict(PROFILE_SETTINGS[profile])
     override = override or {}
-    bad = set(override) - {"frames", "size", "n_train", "n_test", "stage1_epochs", "epochs", "batch_size"}
+    bad = set(override) - set(OVERRIDE_KEYS)
     if bad:
         raise ValueError(f"unknown size_override key(s) {sorted(bad)} for the spatial-attention chapter")
     s.update(override)
+    if "epochs" in override:
+        s["stage1_epochs"] = override["epochs"]
     return s
 
 
