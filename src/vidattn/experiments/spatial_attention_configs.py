@@ -147,28 +147,43 @@ def real_runs(ctx: RunContext) -> list[dict[str, Any]]:
 def cpu_seconds(configs: list[dict[str, Any]], workers: int) -> float:
     """Estimated one-thread time of ``spatial/train`` or ``/real`` configs over ``workers`` processes:
     counted backbone MACs x clips x epochs, once per branch (C+D also runs O forward for its
-    maps: counted as a branch), plus stage 1; the sampler's cost is small beside the backbone's."""
+    maps: counted as a branch), plus each shared stage-1 backbone once; the sampler's cost is
+    small beside the backbone's. Datasets are opened and networks traced once per distinct one."""
+    import json
+
     import torch
 
     from vidattn.engine.real_data import open_real
+    from vidattn.experiments.spatial_attention import STAGE1_FIELDS, suite_of
     from vidattn.models.tcnn import TCNN, TCNN_F, TCNN_S, trace
     from vidattn.profiles import estimate_seconds
 
+    sizes: dict[str, int] = {}
+    macs: dict[tuple[bool, int, int], float] = {}
+    stage1_seen: set[str] = set()
     total = 0.0
     for c in configs:
         if "data" in c:
-            data = open_real(c["data"])
-            n, frames, size, layers = len(data.train), c["data"]["train"]["frames"], c["data"]["train"]["size"], TCNN_F
+            key = json.dumps(c["data"], sort_keys=True)
+            if key not in sizes:
+                sizes[key] = len(open_real(c["data"]).train)
+            n, frames, size = sizes[key], c["data"]["train"]["frames"], c["data"]["train"]["size"]
         else:
-            o = c["suite_overrides"]
-            n, frames, size, layers = o.get("n_train", 800), o.get("frames", 8), o.get("size", 64), TCNN_S
-        with torch.device("meta"):
-            model = TCNN(layers, 2)
-        macs = sum(float(r["macs"]) for r in trace(model, (3, frames, size, size)))
+            suite = suite_of(c)
+            n, frames, size = suite.n_train, suite.frames, suite.size
+        full = "data" in c
+        if (full, frames, size) not in macs:
+            with torch.device("meta"):
+                model = TCNN(TCNN_F if full else TCNN_S, 2)
+            macs[(full, frames, size)] = sum(float(r["macs"]) for r in trace(model, (3, frames, size, size)))
+        m = macs[(full, frames, size)]
         branches = len(c.get("mode", "O").split("+")) + (1 if c.get("mode") == "C+D" else 0)
-        total += macs * n * c["train"]["epochs"] * branches
-        if "stage1" in c and "mode" in c:
-            total += macs * n * c["stage1"]["epochs"]
+        total += m * n * c["train"]["epochs"] * branches if "train" in c else 0.0
+        if "stage1" in c:  # shared by the rows of a suite and seed: counted once
+            key = json.dumps({k: c.get(k) for k in STAGE1_FIELDS}, sort_keys=True)
+            if key not in stage1_seen:
+                stage1_seen.add(key)
+                total += m * n * c["stage1"]["epochs"]
     return estimate_seconds(1.0, total, workers)
 
 
