@@ -27,6 +27,9 @@ CIDC_OVERRIDE = {"frames": 16, "size": 32, "epochs": 1, "batch_size": 8, "n_trai
 # SIFA: the released SIFA-Net needs a multiple of 8 frames; the synthetic grid shrinks with it
 SIFA_OVERRIDE = {"frames": 8, "size": 32, "epochs": 1, "batch_size": 4, "n_train": 8, "n_test": 8}
 SPATIAL_OVERRIDE = {"frames": 8, "size": 48, "epochs": 1, "batch_size": 4, "n_train": 8, "n_test": 8}
+# the pyramid chapter: ResNet-50 (its fixture checkpoint) for IRv2, 32 px, 8 test frames (training keeps K = 3)
+PYRAMID_OVERRIDE = {"model": {"backbone": "resnet50"}, "frames": 8, "size": 32, "epochs": 1, "batch_size": 4, "n_train": 20,
+                    "n_test": 10}
 DATA_OVERRIDE = {"frames": 8, "size": 32, "epochs": 1, "n_train": 32, "n_test": 16}
 
 

@@ -12,8 +12,8 @@ import nbformat
 import pytest
 import torch
 
-from real_fixtures import (CIDC_OVERRIDE, DATA_OVERRIDE, DIRECFORMER_OVERRIDE, SIFA_OVERRIDE, SPATIAL_OVERRIDE,
-                           resnet50_checkpoint, ucf101_fixture, vit_checkpoint)
+from real_fixtures import (CIDC_OVERRIDE, DATA_OVERRIDE, DIRECFORMER_OVERRIDE, PYRAMID_OVERRIDE, SIFA_OVERRIDE,
+                           SPATIAL_OVERRIDE, resnet50_checkpoint, ucf101_fixture, vit_checkpoint)
 from vidattn import profiles, store
 from vidattn.cli import NOTEBOOKS, run_chapter
 from vidattn.experiments import cidc_configs, direcformer_configs
@@ -39,6 +39,8 @@ CHAPTERS = {
     "03_cidc": ({"size_override": CIDC_OVERRIDE, "weights": "r50"}, "ours on"),
     "04_sifa": ({"size_override": SIFA_OVERRIDE, "weights": "r50"}, "SIFA-Net on real data"),
     "05_spatial_attention": ({"size_override": SPATIAL_OVERRIDE}, "T-CNN and T-CNN+spatial on real data"),
+    "06_pyramid_attention": ({"size_override": PYRAMID_OVERRIDE, "weights": "r50"},
+                             "resnet50 without and with the layer on real"),
 }
 
 
@@ -60,7 +62,7 @@ def test_each_chapter_runs_full_on_real_files(stem, fixtures, tmp_path, monkeypa
     assert expect.format(n=n_all) in text
     if stem != "01_data_suites":  # the real-data runs trained on the fixture's files and were recorded
         name = {"02_direcformer": "direcformer/real", "03_cidc": "cidc/real", "04_sifa": "sifa/real",
-                "05_spatial_attention": "spatial/real"}[stem]
+                "05_spatial_attention": "spatial/real", "06_pyramid_attention": "pyramid/real"}[stem]
         recs = store.all_records(name)
         assert recs and all(r.config["data"]["root"] == str(fixtures["ucf"].resolve()) for r in recs)
         if "weights" in params:  # the spatial chapter's T-CNN has no released weights: from scratch
@@ -179,8 +181,9 @@ def test_the_gpu_check_script_runs_at_toy_size(tmp_path):
     from vidattn import gpu_check
 
     out = gpu_check.main(["--out", str(tmp_path / "g.json"), "--steps", "2", "--batch", "4", "--size", "32",
-                          "--frames", "16", "--clips", "8"])
+                          "--frames", "16", "--clips", "8", "--pyramid-backbone", "resnet50",
+                          "--pyramid-frames", "2"])
     assert json.loads((tmp_path / "g.json").read_text()) == out
-    assert [r["steps"] for r in out["runs"]] == [2] * 5 and all(r["clips_per_second"] > 0 for r in out["runs"])
+    assert [r["steps"] for r in out["runs"]] == [2] * 7 and all(r["clips_per_second"] > 0 for r in out["runs"])
     assert [o["op"].split()[0] for o in out["sifa_op"]] == ["dense", "low-memory"]
     assert out["device"] == ("cpu" if not torch.cuda.is_available() else torch.cuda.get_device_name())

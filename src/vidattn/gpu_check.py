@@ -6,8 +6,9 @@ It exports a synthetic suite to the UCF101 layout at 224² (MPEG-4 ``.avi`` file
 real dataset arrives), opens it with the loaders and the sampling each chapter's
 ``full`` profile uses, and trains DirecFormer (C-S, ViT-B/16, both passes of Eq. 14)
 CIDC's stage 1 (I3D-ResNet-50 + GAP), SIFA-Net (the released R50, 16 consecutive
-frames, both heads' losses), and T-CNN-F alone and with the spatial-attention chapter's
-three zoom branches (Eq. 8's four losses) with the paper's recipes for ``--steps`` optimiser steps
+frames, both heads' losses), T-CNN-F alone and with the spatial-attention chapter's
+three zoom branches (Eq. 8's four losses), and Inception-ResNet-V2 at 299 px without and
+with the pyramid chapter's 3-scale temporal layer on 25 segments, with the paper's recipes for ``--steps`` optimiser steps
 under bf16 autocast, through the engine's own trainer. It records clips per second
 (decoding included: the trainer reads clips in its own process), peak memory, and
 model-FLOPs utilisation against the device's bf16 peak, with the device's name. It also
@@ -34,13 +35,16 @@ from vidattn.engine.benchmark import peak_flops
 from vidattn.engine.real_data import classify_loss
 from vidattn.engine.train import TrainConfig, fit
 from vidattn.experiments import cidc_configs, direcformer_configs, sifa_configs
+from vidattn.experiments import pyramid_attention_configs as pyramid_configs
 from vidattn.experiments import spatial_attention_configs as spatial_configs
 from vidattn.experiments.cidc import build_backbone
+from vidattn.experiments.pyramid_attention_real import pyramid_real_loss
 from vidattn.experiments.sifa_real import dual_head_loss
 from vidattn.experiments.spatial_attention_real import TotalPrediction, zoom_real_loss
 from vidattn.flops import count_macs
 from vidattn.models.cidc import GAPHead, VideoClassifier
 from vidattn.models.direcformer import DirecFormer, DirecFormerConfig, LossWeights, direcformer_loss
+from vidattn.models.pyramid_placements import PyramidBackbone
 from vidattn.models.sifa import inter_frame_attention
 from vidattn.models.saliency_sampler import SaliencySampler
 from vidattn.models.sifa_net import SIFANet
@@ -108,6 +112,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--frames", type=int, default=32, help="frames per exported video")
     ap.add_argument("--clips", type=int, default=256, help="videos exported (re-read every epoch)")
+    ap.add_argument("--pyramid-backbone", default="irv2", help="the pyramid chapter's backbone (irv2: 299 px)")
+    ap.add_argument("--pyramid-frames", type=int, default=25, help="segments per clip for the pyramid rows")
     args = ap.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     results: dict = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
@@ -158,6 +164,22 @@ def main(argv: list[str] | None = None) -> dict:
             results["runs"].append(measure(f"{name} (T-CNN-F, 16x{args.size}, mode {mode})", model, data.train,
                                            TrainConfig(**recipe), zoom_real_loss, macs, 1, device))
             del model, net
+        # the pyramid chapter: the backbone without (TSN) and with the 3-scale temporal layer, K segments
+        # per clip (Sec. 5 tests on 25), Eq. 12's loss, SGD as in the paper; IRv2 at its own 299 px
+        size = 299 if args.pyramid_backbone == "irv2" and args.size == 224 else args.size
+        K = args.pyramid_frames
+        train = {"mode": "tsn", "frames": K, "size": size}
+        data = open_dataset(root, train_sampling=Sampling(**train), test_sampling=Sampling(**train))
+        for name, scales in pyramid_configs.REAL_ROWS.items():
+            model = PyramidBackbone(args.pyramid_backbone, len(data.classes), scales, image_size=size)
+            macs = float(count_macs(model, torch.zeros(1, 3, K, size, size)))
+            recipe = {**pyramid_configs.PAPER_TRAIN, "batch_size": args.batch, "epochs": epochs}
+            losses = pyramid_configs.PAPER_LOSSES if scales else pyramid_configs.NO_LOSSES
+            results["runs"].append(measure(f"{args.pyramid_backbone} {name} ({K}x{size})", model, data.train,
+                                           TrainConfig(**recipe), pyramid_real_loss(losses["beta"],
+                                                                                    losses["gamma"], K),
+                                           macs, 1, device))
+            del model
         results["sifa_op"] = time_sifa_op(args.batch, args.size, device)
     args.out.write_text(json.dumps(results, indent=1))
     print(json.dumps(results, indent=1))

@@ -1,0 +1,203 @@
+"""The pyramid-attention chapter's run configurations per profile (kept apart from the experiment code).
+
+Only configs live here, so the chapter and a batch job build identical configs (and hit
+the same records) without this module entering any record's code fingerprint.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from vidattn.profiles import RunContext
+
+# Sec. 4-5 scaled to the tiny trunk: SGD momentum 0.9, wd 4e-5 (TF-slim's lambda/2 convention
+# read as PyTorch's weight_decay), batch 32, cosine to 1 % of the peak lr; dropout 0.5 (RGB) /
+# 0.7 (flow). The peak lr is the pilot's choice per family (PILOT_LRS; seed 0, RGB): each family
+# trains at the lr where its pilot row scored best, so the baseline is not handicapped by the
+# reference's choice: 0.01 for networks with the pyramid layer, 0.05 for TSN (0 scales).
+PEAK_LR = 0.01
+TSN_LR = 0.05
+PILOT_LRS = (0.01, 0.05)
+RECIPE = {"optimizer": "sgd", "momentum": 0.9, "weight_decay": 4e-5, "min_lr_ratio": 0.01,
+          "batch_size": 32}
+DROPOUT = {"rgb": 0.5, "flow": 0.7}
+FLOW = {"method": "dis", "length": 5, "compensate": False}
+PAPER_LOSSES = {"beta": 1e-4, "gamma": 1e-4}
+NO_LOSSES = {"beta": 0.0, "gamma": 0.0}
+TRAIN_K, TEST_K = 3, 24  # Sec. 5: train on 3 segments; test on 25 frames (our clips have 24)
+
+PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
+    "smoke": {"n_train": 20, "n_test": 10, "pretrain_epochs": 1, "epochs": 1, "batch_size": 10},
+    "small": {"n_train": 1000, "n_test": 400, "pretrain_epochs": 8, "epochs": 15},
+    "full": {"n_train": 3000, "n_test": 1000, "pretrain_epochs": 15, "epochs": 30},
+}
+
+# row -> (stream, scales, fusion, losses, train K); the first rows are the chapter's priorities
+ROWS: dict[str, tuple[str, int, str, dict[str, float], int]] = {
+    "RGB, 3 scales": ("rgb", 3, "product", NO_LOSSES, TRAIN_K),
+    "RGB, 0 scales (TSN)": ("rgb", 0, "product", NO_LOSSES, TRAIN_K),
+    "RGB, 1 scale": ("rgb", 1, "product", NO_LOSSES, TRAIN_K),
+    "RGB, 2 scales": ("rgb", 2, "product", NO_LOSSES, TRAIN_K),
+    "RGB, 4 scales": ("rgb", 4, "product", NO_LOSSES, TRAIN_K),
+    "RGB, 3 scales, sum": ("rgb", 3, "sum", NO_LOSSES, TRAIN_K),
+    "RGB, 3 scales, max": ("rgb", 3, "max", NO_LOSSES, TRAIN_K),
+    "RGB, 3 scales, both losses": ("rgb", 3, "product", PAPER_LOSSES, TRAIN_K),
+    "RGB, 3 scales, train K = 1": ("rgb", 3, "product", NO_LOSSES, 1),
+    "Flow, 0 scales (TSN)": ("flow", 0, "product", NO_LOSSES, TRAIN_K),
+    "Flow, 3 scales": ("flow", 3, "product", NO_LOSSES, TRAIN_K),
+    "Attention fusion, 3 scales": ("fusion", 3, "product", NO_LOSSES, TRAIN_K),
+}
+REFERENCE = "RGB, 3 scales"
+SCALE_ROWS = ("RGB, 0 scales (TSN)", "RGB, 1 scale", "RGB, 2 scales", "RGB, 3 scales", "RGB, 4 scales")
+FUSION_ROWS = ("RGB, 3 scales, max", "RGB, 3 scales, sum", "RGB, 3 scales")
+EXAMPLES = (3, 2)  # test clips (classes 3 and 2: down, up) kept for Figs. 6-7 by the scale rows' seed 0
+
+# ``model`` = {"backbone": a key of pyramid_placements.PLACEMENTS} for real data; on real data
+# ``frames`` is the number of test frames (training keeps K = 3 segments)
+OVERRIDE_KEYS = ("frames", "size", "n_train", "n_test", "epochs", "batch_size", "model")
+
+
+def settings(profile: str, override: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The profile's settings with the chapter's ``size_override`` (``epochs`` sets both stages)."""
+    if profile not in PROFILE_SETTINGS:
+        raise ValueError(f"unknown profile {profile!r}; known: {sorted(PROFILE_SETTINGS)}")
+    s = dict(PROFILE_SETTINGS[profile])
+    override = override or {}
+    bad = set(override) - set(OVERRIDE_KEYS)
+    if bad:
+        raise ValueError(f"unknown size_override key(s) {sorted(bad)} for the pyramid-attention chapter")
+    s.update({k: v for k, v in override.items() if k != "model"})  # model: real data only
+    if "epochs" in override:
+        s["pretrain_epochs"] = override["epochs"]
+    return s
+
+
+def stage1_config(profile: str, seed: int, device: str, override: dict[str, Any] | None = None
+                  ) -> dict[str, Any]:
+    """Config of one ``pyramid/pretrain`` run (the shared RGB trunk of a seed: a TSN net, at its lr)."""
+    s = settings(profile, override)
+    recipe = {**RECIPE, "lr": TSN_LR, "batch_size": s.get("batch_size", RECIPE["batch_size"])}
+    return {"suite": "synthact", "suite_overrides": {k: s[k] for k in ("frames", "size", "n_train", "n_test")
+                                                     if k in s},
+            "pretrain": {**recipe, "epochs": s["pretrain_epochs"]}, "seed": seed, "device": device}
+
+
+def lr_of(row: str) -> float:
+    """The row's peak lr: its family's pilot choice (see :data:`PEAK_LR`)."""
+    return PEAK_LR if ROWS[row][1] else TSN_LR
+
+
+def run_config(profile: str, row: str, seed: int, device: str, override: dict[str, Any] | None = None,
+               lr: float | None = None) -> dict[str, Any]:
+    """Config of one ``pyramid/train`` run (at the row's own lr unless ``lr`` is given)."""
+    stream, scales, fusion, losses, train_k = ROWS[row]
+    lr = lr_of(row) if lr is None else lr
+    s = settings(profile, override)
+    config = stage1_config(profile, seed, device, override)
+    frames = s.get("frames", 24)
+    config.update({"stream": stream, "model": {"scales": scales, "fusion": fusion, "dropout": DROPOUT},
+                   "losses": losses, "flow": FLOW, "train_k": train_k, "test_k": min(TEST_K, frames),
+                   "train": {**config["pretrain"], "lr": lr, "epochs": s["epochs"]}})
+    if stream != "rgb":
+        import cv2  # the flow cache's estimates depend on OpenCV's version: part of the record's key
+
+        config["flow"] = {**FLOW, "opencv": cv2.__version__}
+    if row in SCALE_ROWS and scales and seed == 0:
+        config["examples"] = list(EXAMPLES)
+    return config
+
+
+PILOT_ROWS = (REFERENCE, "RGB, 0 scales (TSN)")
+
+
+def pilot_runs(ctx: RunContext) -> list[dict[str, Any]]:
+    """The pilot grid behind the recipe: the reference and TSN rows at the :data:`PILOT_LRS` other
+    than their own, first seed (the grid's rows at their own lr are the chapter's runs)."""
+    return [run_config(ctx.profile, row, ctx.seeds[0], ctx.device, ctx.size_override, lr)
+            for row in PILOT_ROWS for lr in PILOT_LRS if lr != lr_of(row)]
+
+
+def stage1_runs(ctx: RunContext) -> list[dict[str, Any]]:
+    return [stage1_config(ctx.profile, seed, ctx.device, ctx.size_override) for seed in ctx.seeds]
+
+
+def chapter_runs(ctx: RunContext) -> list[dict[str, Any]]:
+    """Every ``pyramid/train`` run of the chapter, row by row in :data:`ROWS`' order, seeds inside."""
+    return [run_config(ctx.profile, row, seed, ctx.device, ctx.size_override) for row in ROWS
+            for seed in ctx.seeds]
+
+
+# ---------------------------------------------------------------- real data
+
+REAL_ROWS: dict[str, int] = {"without (TSN)": 0, "with (3-scale pyramid)": 3}
+# Sec. 5: SGD 0.9, batch 64, lr 1e-3 / 10 at 4k and 8k of 12k iterations (thirds of the run), wd 4e-5,
+# dropout 0.5; K = 3 segments in training, 25 frames at test; Eq. 12 with beta = gamma = 1e-4
+PAPER_TRAIN = {"optimizer": "sgd", "lr": 1e-3, "momentum": 0.9, "weight_decay": 4e-5, "schedule": "step",
+               "gamma": 0.1, "batch_size": 64}
+REAL_SETTINGS: dict[str, dict[str, Any]] = {
+    "smoke": {"backbone": "resnet50", "size": 64, "epochs": 1, "batch_size": 2, "test_frames": 3},
+    "small": {"backbone": "resnet50", "size": 112, "epochs": 6, "batch_size": 8, "test_frames": 9},
+    "full": {"backbone": "irv2", "size": 299, "epochs": 30, "batch_size": 64, "test_frames": 25},
+}
+
+
+def real_runs(ctx: RunContext) -> list[dict[str, Any]]:
+    """The ``pyramid/real`` runs of :data:`REAL_ROWS` on the chapter's dataset, seed by seed. The size
+    override's ``model["backbone"]`` names another backbone of :mod:`vidattn.models.pyramid_placements`."""
+    s = dict(REAL_SETTINGS[ctx.profile])
+    over = ctx.size_override
+    size = over.get("size", s["size"])
+    test_frames = over.get("frames", s["test_frames"])
+    train = {"mode": "tsn", "frames": TRAIN_K, "size": size}
+    test = {"mode": "tsn", "frames": test_frames, "size": size, "three_crop": ctx.profile == "full"}
+    spec = ctx.data_spec(train, test)
+    spec["train"]["frames"], spec["test"]["frames"] = TRAIN_K, test_frames  # the override's frames: test only
+    epochs = over.get("epochs", s["epochs"])
+    third = max(1, epochs // 3)
+    recipe = {**PAPER_TRAIN, "batch_size": over.get("batch_size", s["batch_size"]), "epochs": epochs,
+              "milestones": [third, 2 * third]}
+    model = dict(over.get("model", {}))
+    backbone = model.pop("backbone", s["backbone"])
+    if model:
+        raise ValueError(f"size_override['model']: the pyramid chapter takes only 'backbone', got {sorted(model)}")
+    weights = ctx.weights_spec()
+    return [{"data": spec, "model": {"backbone": backbone, "scales": scales, "fusion": "product",
+                                     "dropout": DROPOUT["rgb"]},
+             "losses": PAPER_LOSSES if scales else NO_LOSSES, "weights": weights, "train": recipe, "seed": seed,
+             "device": ctx.device} for seed in ctx.seeds for scales in REAL_ROWS.values()]
+
+
+def cpu_seconds(configs: list[dict[str, Any]], workers: int) -> float:
+    """Estimated one-thread training time of ``pyramid/train`` or ``/real`` configs over ``workers``
+    processes: counted MACs per frame (meta device) x frames x clips x epochs; a stage-1 trunk
+    is counted once per seed; the flow estimates (about 0.5 ms a frame pair) are left out."""
+    import json
+
+    import torch
+
+    from vidattn.engine.real_data import open_real
+    from vidattn.flops import count_macs
+    from vidattn.models.pyramid_net import SegmentNet
+    from vidattn.models.pyramid_placements import PyramidBackbone
+    from vidattn.profiles import estimate_seconds
+
+    total, seen = 0.0, set()
+    tiny = count_macs(SegmentNet(10, 3, 3), torch.zeros(1, 3, 1, 32, 32))
+    for c in configs:
+        if "data" in c:
+            n = len(open_real(c["data"]).train)
+            size, K = c["data"]["train"]["size"], c["data"]["train"]["frames"]
+            with torch.device("meta"):
+                model = PyramidBackbone(c["model"]["backbone"], 2, 0, image_size=size)
+            macs = count_macs(model.net, torch.zeros(1, 3, size, size, device="meta"))
+            total += macs * K * n * c["train"]["epochs"]
+            continue
+        s = c["suite_overrides"]
+        n, scale = s.get("n_train", 1000), (s.get("size", 32) / 32) ** 2
+        streams = 2 if c.get("stream") == "fusion" else 1
+        if "train" in c:
+            total += tiny * scale * streams * c["train_k"] * n * c["train"]["epochs"]
+        key = json.dumps({k: c.get(k) for k in ("suite_overrides", "pretrain", "seed")}, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            total += tiny * scale * n * c["pretrain"]["epochs"]
+    return estimate_seconds(1.0, total, workers)

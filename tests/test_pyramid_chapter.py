@@ -1,0 +1,120 @@
+"""The pyramid-attention chapter's plumbing: configs, the stage-1 cache, a smoke run's measurements,
+the full-size placements (Table 10's counts, taps, TSM) and the real-data wrapper's weights check."""
+import numpy as np
+import pytest
+import torch
+
+from vidattn import profiles
+from vidattn.experiments import pyramid_attention as E
+from vidattn.experiments import pyramid_attention_configs as C
+from vidattn.experiments.pyramid_attention_real import load_backbone_weights
+from vidattn.models.pyramid_placements import PyramidBackbone, irv2_tf_slim_params
+from vidattn.store import run_or_load
+
+
+def _ctx(tmp_path, seeds=1, override=None):
+    return profiles.setup("smoke", seeds, "cpu", "", str(tmp_path / "out"), size_override=override or {})
+
+
+def test_rows_share_their_trunk_and_each_family_trains_at_its_own_lr(tmp_path):
+    runs = C.chapter_runs(_ctx(tmp_path, seeds=2))
+    assert len(runs) == 2 * len(C.ROWS)
+    keys = {E.stage1_path(c) for c in runs if c["seed"] == 0}
+    assert len(keys) == 1  # every row of a seed starts from one cached trunk
+    for c in runs:
+        assert c["train"]["lr"] == (C.PEAK_LR if c["model"]["scales"] else C.TSN_LR)
+        assert ("opencv" in c["flow"]) == (c["stream"] != "rgb")  # flow's estimates key the record
+    pilots = C.pilot_runs(_ctx(tmp_path))
+    assert sorted((p["model"]["scales"], p["train"]["lr"]) for p in pilots) == [(0, C.PEAK_LR), (3, C.TSN_LR)]
+
+
+def test_override_keys_are_checked_and_reach_the_suite(tmp_path):
+    with pytest.raises(ValueError, match="unknown key"):
+        _ctx(tmp_path, override={"depth": 3})
+    with pytest.raises(ValueError, match="unknown size_override"):
+        C.settings("smoke", {"n_classes": 3})
+    with pytest.raises(ValueError, match="unknown profile"):
+        C.settings("huge")
+    c = C.run_config("smoke", C.REFERENCE, 0, "cpu", {"frames": 8, "epochs": 2, "model": {"backbone": "resnet50"}})
+    assert c["suite_overrides"]["frames"] == 8 and c["test_k"] == 8
+    assert c["train"]["epochs"] == c["pretrain"]["epochs"] == 2 and "model" not in c["suite_overrides"]
+
+
+def test_segment_sampling_covers_segments_and_repeats_beyond_t():
+    torch.manual_seed(0)
+    pos = E.segment_positions(24, 3, True)
+    assert (pos >= [0, 8, 16]).all() and (pos < [8, 16, 24]).all()
+    assert list(E.segment_positions(24, 24, False)) == list(range(24))
+    assert len(set(E.segment_positions(8, 24, False))) == 8
+
+
+def test_a_smoke_row_measures_everything_and_reuses_the_trunk(tmp_path, monkeypatch):
+    monkeypatch.setenv("VIDATTN_RECORDS_DIR", str(tmp_path / "records"))
+    monkeypatch.setenv("VIDATTN_DATA_DIR", str(tmp_path / "data"))
+    c = C.run_config("smoke", C.REFERENCE, 0, "cpu")
+    rec = run_or_load("pyramid/train", c)
+    m = rec.metrics
+    for key in ("top1", "reversed_top1", "shuffled_top1", "mass_in_box", "cells_share", "column_sum",
+                *(f"top1_k{k}" for k in E.TEST_KS)):
+        assert key in m and np.isfinite(m[key])
+    assert 1 <= m["column_sum"] <= np.sqrt(5 * 64) + 1e-4
+    assert len(rec.per_clip["probs"]) == C.PROFILE_SETTINGS["smoke"]["n_test"]
+    assert np.allclose(np.sum(rec.per_clip["probs"], 1), 1, atol=1e-3)
+    ex = rec.result["examples"][0]
+    assert np.array(ex["A"]).shape == (5 * 64, 64) and len(ex["boxes"]) == 5
+    assert E.stage1_path(c).is_file()
+    trunk_mtime = E.stage1_path(c).stat().st_mtime
+    fusion = run_or_load("pyramid/train", C.run_config("smoke", "Attention fusion, 3 scales", 0, "cpu"))
+    assert E.stage1_path(c).stat().st_mtime == trunk_mtime and np.isfinite(fusion.metrics["top1"])
+
+
+def test_box_cells_marks_the_cells_a_box_touches():
+    cells = E.box_cells([3, 6, 5, 5], 8)  # rows 3-7, cols 6-10 of a 32 px frame: cells 0-1 x 1-2
+    assert cells.sum() == 4 and cells[0:2, 1:3].all()
+    assert E.box_cells([-3, 30, 5, 5], 8)[0, 7] and E.box_cells([-3, 30, 5, 5], 8).sum() == 1
+
+
+def test_late_fusion_weights_flow_one_and_a_half():
+    p = E.late_fusion([[0.6, 0.4]], [[0.3, 0.7]])
+    assert np.allclose(p, [[0.6 + 0.45, 0.4 + 1.05]])
+
+
+def test_table10_counts_from_the_modules():
+    counts = irv2_tf_slim_params(101)
+    assert counts["tf_slim"] == 57_106_858
+    with torch.device("meta"):
+        irv2 = PyramidBackbone("irv2", 101, 4)
+        vgg = PyramidBackbone("vgg16", 101, 3)
+    assert irv2.channels == [192, 320, 1088, 2080] and irv2.size == (8, 8)
+    assert irv2.pyramid.extra_params() == 235_776  # 4 scales; 3 scales below
+    assert round((counts["tf_slim"] + sum((c + 1) * 64 for c in (320, 1088, 2080))) / 1e6, 2) == 57.33
+    assert vgg.channels == [256, 512, 512] and vgg.size == (7, 7)  # pool5's grid
+
+
+def test_resnet_placement_runs_and_tsm_shifts_every_bottleneck_along_frames():
+    from vidattn.models.temporal import tsm_shift
+
+    torch.manual_seed(0)
+    net = PyramidBackbone("resnet50", 5, 3, image_size=64).eval()
+    video = torch.randn(1, 3, 2, 64, 64)
+    logits, aux = net.attend(video)
+    assert logits.shape == (1, 5) and aux["A"].shape == (1, 2 * 4, 4)
+    assert torch.allclose(logits, net(video.flip(2)), atol=1e-4)  # the layer ignores frame order
+    tsm = PyramidBackbone("resnet50_tsm", 5, 0, image_size=64)
+    blocks = [m for m in tsm.net.modules() if type(m).__name__ == "Bottleneck"]
+    assert len(blocks) == 16 and all(len(b.conv1._forward_pre_hooks) == 1 for b in blocks)
+    tsm.frames = 2
+    x = torch.randn(4, 16, 3, 3)  # (B K, C, H, W) with B = 2, K = 2
+    want = tsm_shift(x.view(2, 2, 16, 3, 3).transpose(1, 2)).transpose(1, 2).flatten(0, 1)
+    assert torch.equal(tsm._shift(x), want) and not torch.equal(want, x)
+
+
+def test_weights_that_do_not_fit_are_named(tmp_path):
+    net = PyramidBackbone("resnet50", 5, 0, image_size=64)
+    good = tmp_path / "r50.pt"
+    torch.save({k: v for k, v in net.net.state_dict().items()}, good)
+    load_backbone_weights(net, str(good))
+    bad = tmp_path / "bad.pt"
+    torch.save({"conv1.weight": torch.zeros(1)}, bad)
+    with pytest.raises((ValueError, RuntimeError), match="bad.pt|size mismatch"):
+        load_backbone_weights(net, str(bad))
