@@ -41,8 +41,7 @@ def load_backbone_weights(model: PyramidBackbone, path: str) -> None:
 def pyramid_real_loss(beta: float, gamma: float, frames: int):
     """Eq. 12 with the data's label loss (cross-entropy, or BCE multi-label for Charades)."""
     def step(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        net = model.module if hasattr(model, "module") else model
-        logits, aux = net.attend(batch["video"])
+        logits, aux = model(batch["video"], with_aux=True)  # through DDP's forward when distributed
         loss = label_loss(logits, batch["label"])
         if aux and beta:
             loss = loss + beta * interaction_loss(aux["X"], aux["A"])

@@ -167,8 +167,11 @@ class PyramidBackbone(nn.Module):
             M = torch.relu(M)
         return self._rest(M), aux
 
-    def forward(self, video: torch.Tensor) -> torch.Tensor:
-        return self.attend(video)[0]
+    def forward(self, video: torch.Tensor, with_aux: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, dict[str, Any]]:
+        """Logits, or (logits, what the losses read) with ``with_aux`` (through a DDP wrapper)."""
+        logits, aux = self.attend(video)
+        return (logits, aux) if with_aux else logits
 
 
 def irv2_tf_slim_params(num_classes: int = 101) -> dict[str, int]:
