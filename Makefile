@@ -36,11 +36,12 @@ book: chapters html
 publish: book
 	$(VENV)/bin/ghp-import --no-jekyll --push --force _build/html
 
-## unit tests + nbval on the committed smoke reference notebooks (tests/reference) + a smoke book build
+## unit tests + nbval on the committed smoke reference notebooks (tests/reference) + a smoke book build,
+## spread over one pytest-xdist worker per core (the reference notebooks stay together, in order)
 test: install
 	rm -rf _build/test-records
 	VIDATTN_RECORDS_DIR=_build/test-records $(PY) -m pytest tests --nbval-lax --nbval-current-env \
-		--nbval-cell-timeout=600 -p no:cacheprovider --durations=10
+		--nbval-cell-timeout=600 -p no:cacheprovider --durations=10 -n auto --dist loadgroup
 
 ## regenerate the smoke reference notebooks nbval compares against (after editing a chapter)
 references: install
