@@ -36,12 +36,16 @@ book: chapters html
 publish: book
 	$(VENV)/bin/ghp-import --no-jekyll --push --force _build/html
 
-## unit tests + nbval on the committed smoke reference notebooks (tests/reference) + a smoke book build,
-## spread over one pytest-xdist worker per core (the reference notebooks stay together, in order)
+## unit tests + nbval on the committed smoke reference notebooks (tests/reference) + a smoke book build.
+## nbval runs the reference notebooks in order in one process (cells share a kernel, and the scorecard
+## reads the ledgers the chapters write) while the other tests spread over pytest-xdist workers
 test: install
-	rm -rf _build/test-records
-	VIDATTN_RECORDS_DIR=_build/test-records $(PY) -m pytest tests --nbval-lax --nbval-current-env \
-		--nbval-cell-timeout=600 -p no:cacheprovider --durations=10 -n auto --dist loadgroup
+	rm -rf _build/test-records && mkdir -p _build
+	VIDATTN_RECORDS_DIR=_build/test-records $(PY) -m pytest tests/reference --nbval-lax --nbval-current-env \
+		--nbval-cell-timeout=600 -p no:cacheprovider -q > _build/nbval.log 2>&1 & nbval=$$!; \
+	VIDATTN_RECORDS_DIR=_build/test-records $(PY) -m pytest tests -p no:cacheprovider --durations=10 -n auto; \
+	rc=$$?; wait $$nbval; nrc=$$?; echo "--- nbval on tests/reference:"; cat _build/nbval.log; \
+	test $$rc -eq 0 && test $$nrc -eq 0
 
 ## regenerate the smoke reference notebooks nbval compares against (after editing a chapter)
 references: install

@@ -7,14 +7,6 @@ import torch
 torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
 
 
-def pytest_collection_modifyitems(config, items):
-    """The smoke reference notebooks run in order on one worker (the scorecard reads the ledgers
-    the chapters before it write); every other test is spread over the workers."""
-    for item in items:
-        if item.path.suffix == ".ipynb":
-            item.add_marker(pytest.mark.xdist_group("reference-notebooks"))
-
-
 @pytest.fixture
 def records_dir(tmp_path, monkeypatch):
     """An empty result store for the test."""
