@@ -184,35 +184,46 @@ def real_runs(ctx: RunContext) -> list[dict[str, Any]]:
 def cpu_seconds(configs: list[dict[str, Any]], workers: int) -> float:
     """Estimated one-thread training time of ``pyramid/train`` or ``/real`` configs over ``workers``
     processes: counted MACs per frame (meta device) x frames x clips x epochs; a stage-1 trunk
-    is counted once per seed; the flow estimates (about 0.5 ms a frame pair) are left out."""
+    is counted once per seed; the flow estimates (about 0.5 ms a frame pair) are left out.
+    Datasets are opened and networks traced once per distinct one."""
     import json
 
     import torch
 
     from vidattn.engine.real_data import open_real
+    from vidattn.experiments.pyramid_attention import STAGE1_FIELDS, suite_of
     from vidattn.flops import count_macs
     from vidattn.models.pyramid_net import SegmentNet
     from vidattn.models.pyramid_placements import PyramidBackbone
     from vidattn.profiles import estimate_seconds
 
-    total, seen = 0.0, set()
-    tiny = count_macs(SegmentNet(10, 3, 3), torch.zeros(1, 3, 1, 32, 32))
+    sizes: dict[str, int] = {}
+    macs: dict[tuple[str, int], float] = {}  # per frame, by (backbone, size)
+    stage1_seen: set[str] = set()
+    total = 0.0
     for c in configs:
         if "data" in c:
-            n = len(open_real(c["data"]).train)
-            size, K = c["data"]["train"]["size"], c["data"]["train"]["frames"]
-            with torch.device("meta"):
-                model = PyramidBackbone(c["model"]["backbone"], 2, 0, image_size=size)
-            macs = count_macs(model.net, torch.zeros(1, 3, size, size, device="meta"))
-            total += macs * K * n * c["train"]["epochs"]
+            key = json.dumps(c["data"], sort_keys=True)
+            if key not in sizes:
+                sizes[key] = len(open_real(c["data"]).train)
+            n, size, K = sizes[key], c["data"]["train"]["size"], c["data"]["train"]["frames"]
+            backbone = c["model"]["backbone"]
+            if (backbone, size) not in macs:
+                with torch.device("meta"):
+                    net = PyramidBackbone(backbone, 2, 0, image_size=size).net
+                macs[(backbone, size)] = count_macs(net, torch.zeros(1, 3, size, size, device="meta"))
+            total += macs[(backbone, size)] * K * n * c["train"]["epochs"]
             continue
-        s = c["suite_overrides"]
-        n, scale = s.get("n_train", 1000), (s.get("size", 32) / 32) ** 2
-        streams = 2 if c.get("stream") == "fusion" else 1
+        suite = suite_of(c)
+        if ("tiny", suite.size) not in macs:
+            clip = torch.zeros(1, 3, 1, suite.size, suite.size)
+            macs[("tiny", suite.size)] = count_macs(SegmentNet(suite.num_classes, 3, 3), clip)
+        frame = macs[("tiny", suite.size)]
         if "train" in c:
-            total += tiny * scale * streams * c["train_k"] * n * c["train"]["epochs"]
-        key = json.dumps({k: c.get(k) for k in ("suite_overrides", "pretrain", "seed")}, sort_keys=True)
-        if key not in seen:
-            seen.add(key)
-            total += tiny * scale * n * c["pretrain"]["epochs"]
+            streams = 2 if c["stream"] == "fusion" else 1
+            total += frame * streams * c["train_k"] * suite.n_train * c["train"]["epochs"]
+        key = json.dumps({k: c.get(k) for k in STAGE1_FIELDS}, sort_keys=True)
+        if key not in stage1_seen:  # shared by every row of a seed: counted once
+            stage1_seen.add(key)
+            total += frame * suite.n_train * c["pretrain"]["epochs"]
     return estimate_seconds(1.0, total, workers)

@@ -129,12 +129,11 @@ class PyramidBackbone(nn.Module):
         self.pyramid = PyramidAttention(self.channels, self.size, fusion) if scales else None
 
     def _keep(self, path: str, pre: bool) -> Callable[..., None]:
-        def hook(_m: nn.Module, args: Any, out: Any = None) -> None:
-            x = args[0] if pre else out
-            self._taps[path] = x.clone()  # in-place ReLUs would overwrite a kept input
+        """A hook that keeps the module's input (``pre``) or output under ``path``, cloned: an
+        in-place ReLU would overwrite a kept input."""
         if pre:
-            return lambda m, args: hook(m, args)
-        return lambda m, args, out: hook(m, args, out)
+            return lambda _m, args: self._taps.__setitem__(path, args[0].clone())
+        return lambda _m, _args, out: self._taps.__setitem__(path, out.clone())
 
     def _shift(self, x: torch.Tensor) -> torch.Tensor:
         """TSM's shift on (B K, C, H, W) frames, along the K frames of each clip."""
