@@ -48,6 +48,7 @@ import multiprocessing as mp
 import os
 import platform
 import random
+import resource
 import tempfile
 import time
 from contextlib import contextmanager
@@ -235,6 +236,17 @@ def default_workers() -> int:
             raise ValueError(f"VIDATTN_WORKERS must be a positive integer, got {env!r}")
         return int(env)
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def cpu_seconds_used() -> float:
+    """CPU seconds (user + system) of this process and of the finished workers it started.
+
+    A budget checked in CPU seconds holds on a busy machine, where wall time does not:
+    processes competing for the cores slow the clock, not the work.
+    """
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime
 
 
 def _worker(name: str, config: dict[str, Any], module: str) -> str:
