@@ -43,7 +43,7 @@ test: install
 	rm -rf _build/test-records && mkdir -p _build
 	VIDATTN_RECORDS_DIR=_build/test-records $(PY) -m pytest tests/reference --nbval-lax --nbval-current-env \
 		--nbval-cell-timeout=600 -p no:cacheprovider -q > _build/nbval.log 2>&1 & nbval=$$!; \
-	VIDATTN_RECORDS_DIR=_build/test-records $(PY) -m pytest tests -p no:cacheprovider --durations=10 -n auto; \
+	VIDATTN_RECORDS_DIR=_build/test-records $(PY) -m pytest tests -p no:cacheprovider --durations=10 -n auto --dist worksteal; \
 	rc=$$?; wait $$nbval; nrc=$$?; echo "--- nbval on tests/reference:"; cat _build/nbval.log; \
 	test $$rc -eq 0 && test $$nrc -eq 0
 

@@ -20,3 +20,12 @@ def records_dir(tmp_path, monkeypatch):
 def suites_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("VIDATTN_DATA_DIR", str(tmp_path / "data"))
     return tmp_path / "data" / "suites"
+
+
+# the longest tests (whole chapters on real files, torchrun, the GPU check script) start first, so
+# the xdist workers do not end on one long test while the other idles
+LONG_FIRST = ("test_full_path.py", "test_book.py", "test_premise.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.path.name not in LONG_FIRST)
