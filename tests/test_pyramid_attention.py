@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from vidattn.data.flow import compensate, dequantise, endpoint_error, estimate_flow, flip_flow, flow_stack, quantise
-from vidattn.data.synthact import PAIRS, exact_flow, render, synthact_suite
+from vidattn.data.synthact import PAIRS, exact_flow, load_synthact_split, render, synthact_suite
 from vidattn.models.pyramid_attention import (
     PyramidAttention,
     attention_distances,
@@ -15,7 +15,7 @@ from vidattn.models.pyramid_attention import (
     delta_params,
     interaction_loss,
 )
-from vidattn.models.pyramid_net import SegmentNet, TinyTrunk, cross_modality_init
+from vidattn.models.pyramid_net import AttentionFusion, SegmentNet, TinyTrunk, cross_modality_init
 
 
 def _maps(B=2, K=3, seed=0):
@@ -212,3 +212,23 @@ def test_flow_storage_stack_and_flip():
     assert np.array_equal(flipped[0], -stack[0][:, ::-1]) and np.array_equal(flipped[1], stack[1][:, ::-1])
     with pytest.raises(ValueError, match="unknown flow method"):
         estimate_flow(np.zeros((2, 8, 8, 3), np.uint8), "magic")
+
+
+def test_oracle_flow_rows_read_the_renderers_flow_in_rendered_order_only(suites_dir):
+    from vidattn.experiments.pyramid_attention import flows_of
+
+    cfg = synthact_suite("synthact", n_train=3, n_test=2)
+    arrays = load_synthact_split(cfg, "test")
+    q = flows_of(cfg, "test", arrays, {"method": "exact", "length": 5, "compensate": False})
+    assert np.array_equal(q[1], quantise(exact_flow(cfg, "test", 1)))
+    assert not np.array_equal(q, flows_of(cfg, "test", arrays, {"method": "dis", "length": 5, "compensate": False}))
+    with pytest.raises(ValueError, match="rendered frame order"):
+        flows_of(cfg, "test", arrays, {"method": "exact", "length": 5, "compensate": False}, "reversed")
+
+
+def test_attention_fusion_has_one_classifier_and_both_trunks_learn():
+    net = AttentionFusion(10, 10, scales=3)
+    assert [n for n, _ in net.named_children()] == ["rgb", "flow", "pyramid", "drop", "fc"]
+    video, flow = torch.randn(2, 3, 3, 32, 32), torch.randn(2, 10, 3, 32, 32)
+    net(video, flow).sum().backward()
+    assert all(p.grad is not None for p in net.parameters())

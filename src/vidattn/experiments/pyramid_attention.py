@@ -23,6 +23,10 @@ A row measures on the test split (K uniform frames):
   a > half the column's maximum; the column sums 1^T a; the auxiliary losses;
 * top-1 on reversed and shuffled clips (order robustness): the frames are reordered
   *before* sampling, and a flow stream reads flow re-estimated on the reordered frames.
+
+Flow is estimated with OpenCV (``flow["method"]``: dis, farneback or tvl1) or, as an
+oracle, is the renderer's exact flow (``"exact"``). The exact flow exists only for the
+frames in their rendered order, so oracle rows measure no order robustness.
 """
 from __future__ import annotations
 
@@ -37,8 +41,8 @@ from torch.utils.data import Dataset
 
 from vidattn.data.flow import compensate, estimate_flow, flow_stack, quantise
 from vidattn.data.suites import SuiteArrays
-from vidattn.data.synthact import SynthActConfig, load_synthact_split, synthact_suite
-from vidattn.engine.evaluate import shuffle_permutation
+from vidattn.data.synthact import SynthActConfig, exact_flow, load_synthact_split, synthact_suite
+from vidattn.engine.evaluate import shuffle_permutation, topk_accuracy
 from vidattn.engine.train import TrainConfig, fit, seed_everything
 from vidattn.files import load_tensors, save_atomic
 from vidattn.flops import count_params
@@ -63,14 +67,18 @@ def suite_of(config: dict[str, Any]) -> SynthActConfig:
 def flows_of(cfg: SynthActConfig, split: str, arrays: SuiteArrays, flow: dict[str, Any],
              order: str = "ordered") -> np.ndarray:
     """Quantised flow (N, T - 1, H, W, 2) uint8 of a split, estimated with ``flow["method"]``
-    (and compensated if ``flow["compensate"]``), cached under a key made like a record's."""
+    or the renderer's (``"exact"``, frames in rendered order only), compensated if
+    ``flow["compensate"]``, cached under a key made like a record's."""
+    exact = flow["method"] == "exact"
+    if exact and order != "ordered":
+        raise ValueError(f"exact flow exists only for the rendered frame order, not {order!r}")
     spec = {"suite": cfg.__dict__, "split": split, "flow": flow, "order": order}
     path = data_dir() / "cache" / "synthact-flow" / f"{content_key('pyramid/flow', spec, __name__)}.pt"
     if path.is_file():
         return load_tensors(path, "SynthAct flow cache")["flow"].numpy()
     out = []
     for i, video in enumerate(arrays.videos):
-        f = estimate_flow(reorder(video, order, i), flow["method"])
+        f = exact_flow(cfg, split, i) if exact else estimate_flow(reorder(video, order, i), flow["method"])
         out.append(quantise(compensate(f) if flow.get("compensate") else f))
     q = np.stack(out)
     save_atomic(path, {"flow": torch.from_numpy(q)})
@@ -184,8 +192,8 @@ def build(config: dict[str, Any], cfg: SynthActConfig, trunk: SegmentNet) -> nn.
     seed_everything(config["seed"] + 1)
     if stream == "fusion":
         net = AttentionFusion(cfg.num_classes, channels, m["scales"], m["fusion"], m["dropout"]["rgb"])
-        net.rgb.trunk.load_state_dict(trunk.trunk.state_dict())
-        cross_modality_init(trunk.trunk, net.flow.trunk)
+        net.rgb.load_state_dict(trunk.trunk.state_dict())
+        cross_modality_init(trunk.trunk, net.flow)
         return net
     net = SegmentNet(cfg.num_classes, channels, m["scales"], m["fusion"], m["dropout"][stream])
     if stream == "rgb":
@@ -228,7 +236,7 @@ def predict_segments(net: nn.Module, data: SegmentClips, stream: str, batch_size
 
 
 def top1(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    return 100.0 * float((logits.argmax(1) == labels).float().mean())
+    return topk_accuracy(logits, labels, (1,))["top1"]
 
 
 def test_clips(config: dict[str, Any], cfg: SynthActConfig, test: SuiteArrays, K: int,
@@ -302,7 +310,7 @@ def train(config: dict[str, Any]) -> dict[str, Any]:
     metrics: dict[str, float] = {"top1": top1(logits, labels)}
     for k in TEST_KS:
         metrics[f"top1_k{k}"] = top1(*predict_segments(net, test_clips(config, cfg, test, k), stream))
-    for order in ("reversed", "shuffled"):
+    for order in ("reversed", "shuffled") if stream == "rgb" or config["flow"]["method"] != "exact" else ():
         metrics[f"{order}_top1"] = top1(*predict_segments(net, test_clips(config, cfg, test, config["test_k"],
                                                                           order), stream))
     if stream == "rgb" and config["model"]["scales"]:

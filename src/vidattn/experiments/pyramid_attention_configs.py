@@ -45,7 +45,11 @@ ROWS: dict[str, tuple[str, int, str, dict[str, float], int]] = {
     "Flow, 0 scales (TSN)": ("flow", 0, "product", NO_LOSSES, TRAIN_K),
     "Flow, 3 scales": ("flow", 3, "product", NO_LOSSES, TRAIN_K),
     "Attention fusion, 3 scales": ("fusion", 3, "product", NO_LOSSES, TRAIN_K),
+    "Exact flow, 0 scales (TSN)": ("flow", 0, "product", NO_LOSSES, TRAIN_K),
+    "Exact flow, 3 scales": ("flow", 3, "product", NO_LOSSES, TRAIN_K),
 }
+# the oracle rows: the renderer's exact flow instead of the estimate (Sec. 4's flow, perfect)
+EXACT_FLOW_ROWS = ("Exact flow, 0 scales (TSN)", "Exact flow, 3 scales")
 REFERENCE = "RGB, 3 scales"
 SCALE_ROWS = ("RGB, 0 scales (TSN)", "RGB, 1 scale", "RGB, 2 scales", "RGB, 3 scales", "RGB, 4 scales")
 FUSION_ROWS = ("RGB, 3 scales, max", "RGB, 3 scales, sum", "RGB, 3 scales")
@@ -97,7 +101,9 @@ def run_config(profile: str, row: str, seed: int, device: str, override: dict[st
     config.update({"stream": stream, "model": {"scales": scales, "fusion": fusion, "dropout": DROPOUT},
                    "losses": losses, "flow": FLOW, "train_k": train_k, "test_k": min(TEST_K, frames),
                    "train": {**config["pretrain"], "lr": lr, "epochs": s["epochs"]}})
-    if stream != "rgb":
+    if row in EXACT_FLOW_ROWS:
+        config["flow"] = {**FLOW, "method": "exact"}
+    elif stream != "rgb":
         import cv2  # the flow cache's estimates depend on OpenCV's version: part of the record's key
 
         config["flow"] = {**FLOW, "opencv": cv2.__version__}

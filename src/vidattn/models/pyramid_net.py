@@ -57,6 +57,13 @@ def frames_first(video: torch.Tensor) -> torch.Tensor:
     return video.transpose(1, 2)
 
 
+def stage_maps(trunk: TinyTrunk, video: torch.Tensor) -> list[torch.Tensor]:
+    """``trunk``'s pre-ReLU map at every stage for each of K frames, (B, K, C_j, H_j, W_j)."""
+    x = frames_first(video)
+    B, K = x.shape[:2]
+    return [t.view(B, K, *t.shape[1:]) for t in trunk.taps(x.flatten(0, 1))]
+
+
 class SegmentNet(nn.Module):
     """One stream over K segments, TSN (``scales = 0``) or with the temporal pyramid layer.
 
@@ -76,9 +83,7 @@ class SegmentNet(nn.Module):
 
     def stage_maps(self, video: torch.Tensor) -> list[torch.Tensor]:
         """Every stage's pre-ReLU map per frame, (B, K, C_j, H_j, W_j)."""
-        x = frames_first(video)
-        B, K = x.shape[:2]
-        return [t.view(B, K, *t.shape[1:]) for t in self.trunk.taps(x.flatten(0, 1))]
+        return stage_maps(self.trunk, video)
 
     def attend(self, video: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
         maps = self.stage_maps(video)
@@ -101,15 +106,14 @@ class AttentionFusion(nn.Module):
         super().__init__()
         if not 1 <= scales <= MAX_SCALES:
             raise ValueError(f"attention fusion needs 1..{MAX_SCALES} scales, got {scales}")
-        self.rgb = SegmentNet(num_classes, 3, 0, dropout=dropout)
-        self.flow = SegmentNet(num_classes, flow_channels, 0, dropout=dropout)
+        self.rgb, self.flow = TinyTrunk(3), TinyTrunk(flow_channels)
         self.scales = scales
         self.pyramid = PyramidAttention(list(WIDTHS[-scales:]), size, fusion)
         self.drop = nn.Dropout(dropout)
         self.fc = nn.Linear(WIDTHS[-1], num_classes)
 
     def attend(self, video: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
-        rgb, fl = self.rgb.stage_maps(video), self.flow.stage_maps(flow)
+        rgb, fl = stage_maps(self.rgb, video), stage_maps(self.flow, flow)
         maps = [torch.cat([a, b], 1) for a, b in zip(rgb[-self.scales :], fl[-self.scales :])]
         M, aux = self.pyramid(maps)
         return self.fc(self.drop(F.relu(M).mean((2, 3)))), aux
