@@ -23,7 +23,10 @@ def test_rows_share_their_trunk_and_each_family_trains_at_its_own_lr(tmp_path):
     assert len(keys) == 1  # every row of a seed starts from one cached trunk
     for c in runs:
         assert c["train"]["lr"] == (C.PEAK_LR if c["model"]["scales"] else C.TSN_LR)
-        assert ("opencv" in c["flow"]) == (c["stream"] != "rgb")  # flow's estimates key the record
+        estimated = c["stream"] != "rgb" and c["flow"]["method"] != "exact"
+        assert ("opencv" in c["flow"]) == estimated  # OpenCV's flow estimates key the record
+    exact = [c for c in runs if c["flow"]["method"] == "exact"]
+    assert len(exact) == 2 * len(C.EXACT_FLOW_ROWS) and all(c["stream"] == "flow" for c in exact)
     pilots = C.pilot_runs(_ctx(tmp_path))
     assert sorted((p["model"]["scales"], p["train"]["lr"]) for p in pilots) == [(0, C.PEAK_LR), (3, C.TSN_LR)]
 
