@@ -17,9 +17,10 @@ def records_dir(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def suites_dir(tmp_path, monkeypatch):
+def data_folder(tmp_path, monkeypatch):
+    """An empty data folder (suite, backbone and checkpoint caches) for the test."""
     monkeypatch.setenv("VIDATTN_DATA_DIR", str(tmp_path / "data"))
-    return tmp_path / "data" / "suites"
+    return tmp_path / "data"
 
 
 # the longest tests (whole chapters on real files, torchrun, the GPU check script) start first, so

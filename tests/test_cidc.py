@@ -207,12 +207,12 @@ def test_event_suite_pairs():
     assert event_swap_partners(cfg) == [1, 0, None, None] == [c.partner for c in cfg.classes]
 
 
-def test_heads_share_one_frozen_backbone_and_it_stays_unchanged(records_dir, suites_dir, monkeypatch):
+def test_heads_share_one_frozen_backbone_and_it_stays_unchanged(records_dir, data_folder, monkeypatch):
     # a train-mode pass through the frozen backbone once moved BatchNorm's running statistics
     from vidattn.experiments.cidc_configs import run_config
     from vidattn.store import run_or_load
 
-    monkeypatch.setenv("VIDATTN_DATA_DIR", str(suites_dir.parent))
+    monkeypatch.setenv("VIDATTN_DATA_DIR", str(data_folder))
     recs = [run_or_load("cidc/train", run_config("smoke", h, 0, "cpu")) for h in ("I3D (GAP)", "LSTM", "CIDC (full)")]
     maps = [r.result["examples"]["maps"]["res5"] for r in recs]
     assert maps[0] == maps[1] == maps[2]

@@ -214,7 +214,7 @@ def test_flow_storage_stack_and_flip():
         estimate_flow(np.zeros((2, 8, 8, 3), np.uint8), "magic")
 
 
-def test_oracle_flow_rows_read_the_renderers_flow_in_rendered_order_only(suites_dir):
+def test_oracle_flow_rows_read_the_renderers_flow_in_rendered_order_only(data_folder):
     from vidattn.experiments.pyramid_attention import flows_of
 
     cfg = synthact_suite("synthact", n_train=3, n_test=2)

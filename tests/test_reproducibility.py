@@ -10,9 +10,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-from vidattn import cli, fingerprint, store
+from vidattn import cli, fingerprint, identity, store
 from vidattn.engine.train import TrainConfig, fit
-from vidattn.experiments import cidc
+from vidattn.experiments import cidc, data_suites
 from vidattn.experiments.cidc_configs import run_config as cidc_config
 from vidattn.files import CorruptFileError, load_tensors, save_atomic
 
@@ -59,11 +59,29 @@ def test_the_engine_restores_the_callers_settings(records_dir):
     assert torch.get_num_threads() == 2 and torch.are_deterministic_algorithms_enabled() == before
 
 
-def test_the_environment_is_part_of_the_key(monkeypatch):
+def test_the_environment_is_provenance_not_identity(monkeypatch):
     key = store.record_key("data/premise", PREMISE)
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "SOMETHING_ELSE")
-    assert store.record_key("data/premise", PREMISE) != key
+    monkeypatch.setattr(torch, "__version__", "0.0.1")
+    assert store.record_key("data/premise", PREMISE) == key
     assert store.record_key("data/premise", {**PREMISE, "device": "cuda"}, "cuda") != key
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert store.record_key("data/premise", PREMISE) != key  # DDP changes the computation
+
+
+def test_a_record_made_on_another_instruction_set_is_served_without_a_rerun(records_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("VIDATTN_DATA_DIR", str(tmp_path / "data"))
+    code = ("from vidattn import store; from vidattn.experiments import data_suites; import json, sys; "
+            "r = store.run_or_load('data/premise', json.loads(sys.argv[1])); print(r.versions['cpu_capability'])")
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(PREMISE)], check=True, capture_output=True, text=True,
+                         env={**os.environ, "ATEN_CPU_CAPABILITY": "default"}).stdout.split()[-1]
+    assert out == "DEFAULT"
+    [path] = records_dir.rglob("*.json")
+    mtime = path.stat().st_mtime_ns
+    monkeypatch.setattr(data_suites, "fit", lambda *a, **k: pytest.fail("a served record must not train"))
+    rec = store.run_or_load("data/premise", PREMISE)
+    assert rec.versions["cpu_capability"] == "DEFAULT" and path.stat().st_mtime_ns == mtime
+    assert not store.stale_records()
 
 
 def test_parallel_workers_write_the_records_one_process_writes(records_dir, tmp_path, monkeypatch):
@@ -76,23 +94,13 @@ def test_parallel_workers_write_the_records_one_process_writes(records_dir, tmp_
     assert [r.config["seed"] for r in parallel] == [0, 1]
 
 
-def test_the_backbone_cache_misses_when_the_backbone_code_changes():
+def test_the_backbone_cache_is_keyed_by_its_fields_and_versions(monkeypatch):
     config = cidc_config("smoke", "I3D (GAP)", 0, "cpu")
-    before = cidc.stage1_key(config)
-    src = fingerprint.PACKAGE_ROOT / "models" / "resnet3d.py"
-    original = src.read_text()
-    try:
-        src.write_text(original + "\n\ndef _probe() -> int:\n    return 1\n")
-        fingerprint.clear_cache()
-        assert cidc.stage1_key(config) != before
-        src.write_text(original + "\n# a comment changes nothing\n")
-        fingerprint.clear_cache()
-        assert cidc.stage1_key(config) == before
-    finally:
-        src.write_text(original)
-        fingerprint.clear_cache()
-    assert cidc.stage1_key({**config, "seed": 1}) != before
-    assert cidc.stage1_key({**config, "head": {"name": "lstm"}}) == before  # heads share the backbone
+    before, record = cidc.stage1_path(config), store.record_key("cidc/train", config)
+    assert cidc.stage1_path({**config, "seed": 1}) != before
+    assert cidc.stage1_path({**config, "head": {"name": "lstm"}}) == before  # heads share the backbone
+    monkeypatch.setitem(identity.VERSIONS, "suite/synthetic", 2)  # a bumped suite generator
+    assert cidc.stage1_path(config) != before and store.record_key("cidc/train", config) != record
 
 
 def test_verify_exits_nonzero_on_an_empty_or_corrupt_store(records_dir, capsys):
@@ -120,7 +128,7 @@ def test_stale_delete_skips_corrupt_records(records_dir, capsys):
     assert "corrupt (skipped)" in out and "broken.json" in out and "0 stale record(s) of 1" in out
 
 
-@store.experiment("test/double")
+@store.experiment("test/double", version=1)
 def _double(config):
     return {"metrics": {"value": float(config["x"] * 2 + config["seed"])}, "curves": {"loss": [1.0, 0.5]}}
 

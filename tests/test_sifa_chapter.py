@@ -71,14 +71,16 @@ def test_slow_suite_moves_slowly_and_unknown_names_fail_clearly():
         motion_suite("binding", speeed=(1, 2))
 
 
-def test_motion_split_is_cached_and_keyed(tmp_path):
+def test_motion_split_is_cached_and_keyed(tmp_path, monkeypatch):
+    monkeypatch.setenv("VIDATTN_DATA_DIR", str(tmp_path))
     cfg = motion_suite("direction", n_train=6, n_test=4)
-    a = load_motion_split(cfg, "test", root=tmp_path)
-    b = load_motion_split(cfg, "test", root=tmp_path)
+    a = load_motion_split(cfg, "test")
+    assert list(tmp_path.glob("cache/suite/motion/*/test.npz"))
+    b = load_motion_split(cfg, "test")
     assert np.array_equal(a.videos, b.videos) and a.meta == b.meta
-    other = load_motion_split(cfg.with_(seed=1), "test", root=tmp_path)
+    other = load_motion_split(cfg.with_(seed=1), "test")
     assert not np.array_equal(a.videos, other.videos)
-    assert len(list(tmp_path.iterdir())) == 2
+    assert len(list(tmp_path.glob("cache/suite/motion/*"))) == 2
 
 
 def test_the_2d_tiny_net_is_a_bag_of_frames_and_a_temporal_stem_is_not():

@@ -13,11 +13,11 @@ from vidattn.models.tcnn import TCNN, TCNN_S
 
 
 def test_rows_of_a_seed_share_one_stage1_backbone_per_suite():
-    keys = {row: E.stage1_key(C.run_config("small", row, 0, "cpu")) for row in C.ROWS}
+    keys = {row: E.stage1_path(C.run_config("small", row, 0, "cpu")) for row in C.ROWS}
     assert keys["O"] == keys["O+D"] == keys["O+D, learned β"] == keys["O+D, random maps"]
     assert keys["O, 12x12 glyph"] == keys["O+D, 12x12 glyph"] != keys["O"]
-    assert E.stage1_key(C.run_config("small", "O", 1, "cpu")) != keys["O"]
-    pre = {E.stage1_key(c) for c in C.stage1_runs(type("Ctx", (), {"profile": "small", "seeds": [0],
+    assert E.stage1_path(C.run_config("small", "O", 1, "cpu")) != keys["O"]
+    pre = {E.stage1_path(c) for c in C.stage1_runs(type("Ctx", (), {"profile": "small", "seeds": [0],
                                                                   "device": "cpu", "size_override": {}})())}
     assert pre == {keys["O"], keys["O, 12x12 glyph"]}
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from vidattn import fingerprint, store
+from vidattn import fingerprint, identity, store
 from vidattn.tables import aggregate, claims_ledger, paper_vs_ours
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -16,7 +16,7 @@ PKG = fingerprint.PACKAGE_ROOT
 CALLS = []
 
 
-@store.experiment("test/count")
+@store.experiment("test/count", version=1)
 def _count(config):
     CALLS.append(config)
     return {"metrics": {"value": float(config["x"] * 2 + config["seed"])}, "curves": {"loss": [1.0, 0.5]}}
@@ -30,8 +30,10 @@ def test_a_record_is_served_only_for_the_same_config(records_dir):
     c = store.run_or_load("test/count", {"x": 2, "seed": 0})
     assert len(CALLS) == 2 and c.metrics["value"] == 4.0
     rec = json.loads(a.path.read_text())
-    for field in ("config", "result", "wall_seconds", "device", "versions", "created", "key"):
+    for field in ("config", "result", "wall_seconds", "device", "versions", "created", "key", "identity", "code"):
         assert field in rec
+    assert rec["identity"] == {"name": "test/count", "versions": {"test/count": 1}, "config": {"x": 1, "seed": 0},
+                               "device": "cpu"}
     assert a.path.parent == records_dir / "test/count"
 
 
@@ -75,31 +77,70 @@ def test_code_fingerprint_follows_imports_and_ignores_comments(temp_modules):
     assert _fp() != base, "a change in an imported module must invalidate the fingerprint"
 
 
-def test_stale_records_are_detected_after_a_code_change(records_dir, temp_modules):
-    a, b = temp_modules
-    a.write_text(textwrap.dedent('''
+def _edited_module(a, version: int):
+    a.write_text(textwrap.dedent(f'''
         from vidattn import _fp_b
         from vidattn.store import experiment
 
-        @experiment("test/edited")
+        @experiment("test/edited", version={version})
         def run(config):
-            return {"metrics": {"v": float(_fp_b.g())}}
+            return {{"metrics": {{"v": float(_fp_b.g())}}}}
     '''))
     fingerprint.clear_cache()
     import importlib
 
     import vidattn._fp_a as mod
+    store.EXPERIMENTS.pop("test/edited", None)
+    identity.VERSIONS.pop("test/edited", None)
+    identity.USES.pop("test/edited", None)
     importlib.reload(mod)
+
+
+def test_a_code_change_is_drift_and_a_version_bump_makes_records_stale(records_dir, temp_modules):
+    a, b = temp_modules
+    _edited_module(a, 1)
     rec = store.run_or_load("test/edited", {"seed": 0})
-    assert rec.metrics["v"] == 1.0 and not store.stale_records()
-    b.write_text("def g():\n    return 2\n")
+    assert rec.metrics["v"] == 1.0 and not store.stale_records() and rec.code == store.code_of("test/edited")
+    b.write_text("def g():\n    return 2\n")  # the computation changed, the version did not (its probe fails)
     fingerprint.clear_cache()
+    import importlib
+
     import vidattn._fp_b as modb
     importlib.reload(modb)
+    assert not store.stale_records() and rec.code != store.code_of("test/edited")  # drift, not staleness
+    _edited_module(a, 2)
     assert [r.key for r in store.stale_records()] == [rec.key]
     fresh = store.run_or_load("test/edited", {"seed": 0})
     assert fresh.key != rec.key and fresh.metrics["v"] == 2.0
     del store.EXPERIMENTS["test/edited"]
+
+
+def _old_rule_record(name: str, config: dict, env: dict) -> dict:
+    """A record as the old rule wrote it: code and environment in the key, no identity."""
+    module = store.EXPERIMENTS[name].__module__
+    code = fingerprint.code_fingerprint([module], exclude=store.OLD_RULE_EXCLUDED)
+    key = fingerprint.sha256(fingerprint.canonical_json({"experiment": name, "config": config, "code": code,
+                                                         "environment": env}))[:20]
+    return {"experiment": name, "key": key, "config": config, "result": {"metrics": {"value": 1.0}},
+            "wall_seconds": 1.0, "device": "cpu (x86_64, DEFAULT, 1 thread per run)", "versions": env,
+            "created": "2026-12-01T00:00:00+00:00"}
+
+
+def test_rekey_migrates_only_records_whose_old_key_checks_out(records_dir):
+    env = {"cpu_capability": "DEFAULT", "deterministic": True, "device": "cpu", "dtype": "float32",
+           "numpy": "0.0", "threads": 1, "torch": "0.0", "torchvision": "0.0"}  # another machine's
+    good = _old_rule_record("test/count", {"x": 7, "seed": 0}, env)
+    forged = {**_old_rule_record("test/count", {"x": 8, "seed": 0}, env), "config": {"x": 9, "seed": 0}}
+    (records_dir / "test/count").mkdir(parents=True)
+    for d in (good, forged):
+        (records_dir / "test/count" / f"{d['key']}.json").write_text(json.dumps(d))
+    done, left = store.rekey()
+    assert len(done) == 1 and [p.name for p, _ in left] == [f"{forged['key']}.json"]
+    rec = store.load_record(done[0])
+    assert rec.key == store.record_key("test/count", {"x": 7, "seed": 0}) and rec.versions == env
+    CALLS.clear()
+    assert store.run_or_load("test/count", {"x": 7, "seed": 0}).metrics == {"value": 1.0} and not CALLS
+    assert store.rekey() == ([], left)  # nothing twice
 
 
 def test_verify_reruns_and_compares_every_part(records_dir):
@@ -135,13 +176,13 @@ def test_tables(records_dir):
             claims_ledger([{"claim": "c", "evidence": "e", "verdict": bad}])
 
 
-def test_presentation_modules_do_not_enter_the_fingerprint():
+def test_presentation_modules_do_not_enter_the_code_fingerprint():
     closure = fingerprint.module_closure(["vidattn.experiments.data_suites"], exclude=store.NON_RESULT_MODULES)
     assert "vidattn.engine.train" in closure and "vidattn.data.synthetic" in closure
     assert not set(store.NON_RESULT_MODULES) & set(closure)
 
 
-@store.experiment("test/timed")
+@store.experiment("test/timed", version=1)
 def _timed(config):
     import time
 
@@ -154,7 +195,7 @@ def test_verify_ignores_speed_measurements(records_dir):
     assert diff == {}
 
 
-@store.experiment("test/interruptible")
+@store.experiment("test/interruptible", version=1)
 def _interruptible(config):
     import torch.nn as nn
 

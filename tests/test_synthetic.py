@@ -1,9 +1,12 @@
 import hashlib
 
+from dataclasses import asdict
+
 import numpy as np
 import pytest
 
-from vidattn.data.suites import SUITES, generate_split, load_split, suite_config, suite_key
+from vidattn.data.suites import SUITES, generate_split, load_split, suite_config
+from vidattn.identity import cache_path
 from vidattn.data.synthetic import SuiteConfig, clip_rng, generate, generate_clip
 
 # sha256 of clip 3 of the test split of each registered suite, recorded when the
@@ -105,7 +108,7 @@ def test_bad_configs_name_the_problem():
         suite_config("order", colour="red")
 
 
-def test_cache_is_keyed_by_config_and_serves_identical_arrays(suites_dir):
+def test_cache_is_keyed_by_config_and_serves_identical_arrays(data_folder):
     cfg = suite_config("order", n_train=6, n_test=4)
     first = load_split(cfg, "train")
     assert first.seconds > 0
@@ -114,5 +117,5 @@ def test_cache_is_keyed_by_config_and_serves_identical_arrays(suites_dir):
     assert np.array_equal(first.videos, again.videos) and np.array_equal(first.masks, again.masks)
     assert again.meta == first.meta
     other = cfg.with_(noise=0.1)
-    assert suite_key(other) != suite_key(cfg)
+    assert cache_path("suite/synthetic", asdict(other)) != cache_path("suite/synthetic", asdict(cfg))
     assert not np.array_equal(load_split(other, "train").videos, first.videos)

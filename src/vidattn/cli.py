@@ -3,6 +3,8 @@
     vidattn run notebooks/data_suites.md book/_executed/data_suites.ipynb -p profile smoke
     vidattn run-all --profile small --out-dir book/_executed
     vidattn store stale [--delete]
+    vidattn store drift
+    vidattn store rekey [--code-at REV]
     vidattn store verify [--sample 2 | --all] [--workers N] [--experiment NAME]
     vidattn data check DATA_ROOT [--workers N]
 """
@@ -44,12 +46,16 @@ def parameters_of(nb: Any) -> dict[str, Any]:
 def run_chapter(src: Path, out: Path, params: dict[str, Any], prepare_only: bool = False) -> None:
     """Convert a MyST chapter with jupytext and execute it with papermill into ``out``.
 
-    The notebook is written under a temporary name beside ``out`` and renamed only when
-    every cell has run, so a failed or killed run never leaves a notebook that looks
-    complete; temporaries of earlier killed runs are removed first. Under ``torchrun``
-    (``torchrun --nproc_per_node=N -m vidattn.cli run ...``) every rank executes the
-    chapter, its kernel joins the process group, and only rank 0 writes ``out``.
+    Both temporaries (the converted input and papermill's output) live in a fresh folder
+    outside the book's source tree, so a killed run leaves nothing that Sphinx would read;
+    only when every cell has run is the notebook copied beside ``out`` under a hidden
+    ``.partial`` name and renamed onto it, so a failed run never leaves a notebook that
+    looks complete (the hidden copies of runs killed in that instant are removed first).
+    Under ``torchrun`` (``torchrun --nproc_per_node=N -m vidattn.cli run ...``) every rank
+    executes the chapter, its kernel joins the process group, and only rank 0 writes ``out``.
     """
+    import shutil
+
     import jupytext
     import nbformat
     import papermill
@@ -66,23 +72,24 @@ def run_chapter(src: Path, out: Path, params: dict[str, Any], prepare_only: bool
         raise ValueError(f"unknown profile {params['profile']!r}; choose one of {PROFILES}")
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     out.parent.mkdir(parents=True, exist_ok=True)
-    if int(os.environ.get("RANK", "0")) == 0:
+    rank0 = int(os.environ.get("RANK", "0")) == 0
+    if rank0:
         for stale in out.parent.glob(f".{out.stem}.*.partial.ipynb"):
             stale.unlink(missing_ok=True)
-    fd, tmp_in = tempfile.mkstemp(suffix=".ipynb", prefix=f".{out.stem}.", dir=out.parent)
-    os.close(fd)
-    partial = out.with_name(f".{out.stem}.{os.getpid()}.partial.ipynb")
-    try:
+    with tempfile.TemporaryDirectory(prefix=f"vidattn-{out.stem}-") as tmp:
+        tmp_in, executed = Path(tmp) / "in.ipynb", Path(tmp) / "out.ipynb"
         nbformat.write(nb, tmp_in)
-        papermill.execute_notebook(tmp_in, str(partial), parameters=params, kernel_name="python3",
+        papermill.execute_notebook(str(tmp_in), str(executed), parameters=params, kernel_name="python3",
                                    language="python", cwd=str(src.parent), prepare_only=prepare_only,
                                    progress_bar=False)
-        _label_parameters(partial)
-        if int(os.environ.get("RANK", "0")) == 0:  # under torchrun every rank runs the chapter; rank 0 keeps it
-            os.replace(partial, out)
-    finally:
-        Path(tmp_in).unlink(missing_ok=True)
-        partial.unlink(missing_ok=True)
+        _label_parameters(executed)
+        if rank0:  # under torchrun every rank runs the chapter; rank 0 keeps it
+            partial = out.with_name(f".{out.stem}.{os.getpid()}.partial.ipynb")
+            try:
+                shutil.copyfile(executed, partial)
+                os.replace(partial, out)
+            finally:
+                partial.unlink(missing_ok=True)
 
 
 def _label_parameters(path: Path) -> None:
@@ -120,6 +127,36 @@ def _stale(delete: bool) -> int:
         if delete:
             rec.path.unlink()
     print(f"{len(stale)} stale record(s) of {len(recs)}; {len(corrupt)} corrupt (delete them by hand)")
+    return 0
+
+
+def _rekey(rev: str | None) -> int:
+    """The one-time migration of records keyed by the old rule (:func:`vidattn.store.rekey`)."""
+    from vidattn import experiments  # noqa: F401  (registers every experiment)
+    from vidattn import store
+
+    done, left = store.rekey(rev)
+    for path, why in left:
+        print(f"left: {path}: {why}")
+    print(f"{len(done)} record(s) rekeyed, {len(left)} left for make retrain"
+          + (f" (old rule computed with the code at {rev})" if rev else ""))
+    return 0
+
+
+def _drift() -> int:
+    """Records made by other code than today's: listed with their experiment; counts per experiment."""
+    from collections import Counter
+
+    from vidattn import experiments  # noqa: F401  (registers every experiment)
+    from vidattn import store
+
+    recs, _ = store.scan_records()
+    drifted = [r for r in recs if not store.is_stale(r) and r.code != store.code_of(r.experiment)]
+    for rec in drifted:
+        print(f"drift: {rec.path} (made by code {rec.code[:12]}, today {store.code_of(rec.experiment)[:12]})")
+    for name, n in sorted(Counter(r.experiment for r in drifted).items()):
+        print(f"{name}: {n} record(s) made by earlier code (the behaviour probes vouch for the same computation)")
+    print(f"{len(drifted)} of {len(recs)} current record(s) made by other code than today's")
     return 0
 
 
@@ -181,13 +218,15 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("-p", nargs=2, action="append", metavar=("NAME", "VALUE"), help="extra chapter parameter")
     a.add_argument("--prepare-only", action="store_true")
     s = sub.add_parser("store", help="inspect the result store")
-    s.add_argument("action", choices=["stale", "verify"])
+    s.add_argument("action", choices=["stale", "verify", "drift", "rekey"])
     s.add_argument("--delete", action="store_true", help="with stale: delete the stale records")
     g = s.add_mutually_exclusive_group()
     g.add_argument("--sample", type=int, default=2, help="with verify: how many records to re-run (default 2)")
     g.add_argument("--all", action="store_true", help="with verify: re-run every current record")
     s.add_argument("--workers", type=int, default=None, help="with verify: parallel processes (one per core)")
     s.add_argument("--experiment", default=None, help="with verify: only records of this experiment")
+    s.add_argument("--code-at", default=None, metavar="REV",
+                   help="with rekey: compute the old rule with the package source at this git revision")
     d = sub.add_parser("data", help="check a real dataset")
     d.add_argument("action", choices=["check"])
     d.add_argument("root", type=Path, help="the dataset's root folder (a known layout)")
@@ -201,6 +240,12 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "run-all":
         import jupytext
 
+        from vidattn.store import RUN_LOG, runs_logged
+
+        fd, name = tempfile.mkstemp(prefix="vidattn-runs-", suffix=".log")
+        os.close(fd)
+        log = Path(name)
+        os.environ[RUN_LOG] = str(log)  # every record this build writes, from any kernel or worker
         for ch in chapters():
             params = {"profile": args.profile, **_parse_params(args.p)}
             known = parameters_of(jupytext.read(ch))
@@ -210,10 +255,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[vidattn] {ch.name} ({args.profile})", flush=True)
             run_chapter(ch, args.out_dir / f"{ch.stem}.ipynb", {k: v for k, v in params.items() if k in known},
                         args.prepare_only)
+        runs = runs_logged(log)
+        log.unlink(missing_ok=True)
+        print(f"[vidattn] this build ran {len(runs)} experiment run(s) ({sum(r[2] for r in runs) / 60:.1f} min); "
+              "every other result was served from the records", flush=True)
     elif args.cmd == "data":
         return _data_check(args.root, args.workers, args.dataset)
     elif args.action == "stale":
         return _stale(args.delete)
+    elif args.action == "drift":
+        return _drift()
+    elif args.action == "rekey":
+        return _rekey(args.code_at)
     else:
         return _verify(None if args.all else args.sample, args.workers, args.experiment)
     return 0

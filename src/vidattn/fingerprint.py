@@ -1,10 +1,11 @@
 """Content fingerprints of configs and of the package's own source code.
 
-The rule (used by the suite cache and the result store): a cached artefact is keyed by
-``sha256(canonical config) + sha256(code it depends on) + library versions``. The code
-part is the normalised syntax tree of every ``vidattn`` module reachable by imports
-from the entry modules, with docstrings removed, so comments, docstrings and
-formatting do not invalidate results while any change to executable code does.
+:func:`canonical_json` and :func:`sha256` make the keys of records and caches
+(:mod:`vidattn.identity`). :func:`code_fingerprint` is provenance: the normalised syntax
+tree of every ``vidattn`` module reachable by imports from the entry modules, with
+docstrings removed, stored in each record so that ``vidattn store drift`` can list the
+records made by other (earlier, equivalent) code. It reads the working tree or, for the
+one-time migration of records keyed by the old rule, the source at a git revision.
 """
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ import ast
 import dataclasses
 import hashlib
 import json
+import subprocess
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
 
 PACKAGE = "vidattn"
 PACKAGE_ROOT = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_ROOT.parents[1]
 
 
 def canonical_json(obj: Any) -> str:
@@ -42,14 +45,33 @@ def sha256(text: str | bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _module_path(name: str) -> Path | None:
-    rel = name.split(".")[1:]
-    base = PACKAGE_ROOT.joinpath(*rel)
-    if base.with_suffix(".py").is_file():
-        return base.with_suffix(".py")
-    if (base / "__init__.py").is_file():
-        return base / "__init__.py"
+@lru_cache(maxsize=None)
+def _files_at(rev: str) -> frozenset[str]:
+    """The package's files at git revision ``rev``, relative to the package root."""
+    prefix = PACKAGE_ROOT.relative_to(REPO_ROOT).as_posix() + "/"
+    try:
+        out = subprocess.run(["git", "-C", str(REPO_ROOT), "ls-tree", "-r", "--name-only", rev, prefix],
+                             check=True, capture_output=True, text=True).stdout
+    except (subprocess.CalledProcessError, FileNotFoundError) as e:
+        raise ValueError(f"cannot read the package source at git revision {rev!r} in {REPO_ROOT}") from e
+    return frozenset(line[len(prefix):] for line in out.splitlines())
+
+
+def _module_file(name: str, rev: str | None = None) -> str | None:
+    """``name``'s file relative to the package root (in the working tree, or at ``rev``)."""
+    rel = "/".join(name.split(".")[1:])
+    for cand in (f"{rel}.py", f"{rel}/__init__.py" if rel else "__init__.py"):
+        if (cand in _files_at(rev)) if rev else (PACKAGE_ROOT / cand).is_file():
+            return cand
     return None
+
+
+def _read(rel: str, rev: str | None) -> str:
+    if rev is None:
+        return (PACKAGE_ROOT / rel).read_text(encoding="utf-8")
+    prefix = PACKAGE_ROOT.relative_to(REPO_ROOT).as_posix()
+    return subprocess.run(["git", "-C", str(REPO_ROOT), "show", f"{rev}:{prefix}/{rel}"], check=True,
+                          capture_output=True, text=True).stdout
 
 
 def _strip_docstrings(tree: ast.AST) -> ast.AST:
@@ -62,10 +84,10 @@ def _strip_docstrings(tree: ast.AST) -> ast.AST:
     return tree
 
 
-def _imports(name: str, tree: ast.AST) -> set[str]:
+def _imports(name: str, tree: ast.AST, rev: str | None = None) -> set[str]:
     """``vidattn`` modules imported by module ``name`` (absolute and relative imports)."""
     found: set[str] = set()
-    is_pkg = _module_path(name) is not None and _module_path(name).name == "__init__.py"
+    is_pkg = (_module_file(name, rev) or "").endswith("__init__.py")
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.split(".")[0] == PACKAGE)
@@ -85,23 +107,24 @@ def _imports(name: str, tree: ast.AST) -> set[str]:
     for mod in list(found):
         parts = mod.split(".")
         found.update(".".join(parts[:i]) for i in range(1, len(parts)))
-    return {m for m in found if _module_path(m) is not None}
+    return {m for m in found if _module_file(m, rev) is not None}
 
 
 @lru_cache(maxsize=None)
-def _normalised_source(name: str) -> tuple[str, frozenset[str]]:
-    path = _module_path(name)
-    if path is None:
-        raise ValueError(f"{name!r} is not a module of the {PACKAGE} package")
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    deps = _imports(name, tree)
+def _normalised_source(name: str, rev: str | None = None) -> tuple[str, frozenset[str]]:
+    rel = _module_file(name, rev)
+    if rel is None:
+        raise ValueError(f"{name!r} is not a module of the {PACKAGE} package" + (f" at {rev}" if rev else ""))
+    tree = ast.parse(_read(rel, rev))
+    deps = _imports(name, tree, rev)
     return ast.dump(_strip_docstrings(tree), include_attributes=False), frozenset(deps)
 
 
-def module_closure(entry_modules: Iterable[str], exclude: Iterable[str] = ()) -> list[str]:
+def module_closure(entry_modules: Iterable[str], exclude: Iterable[str] = (), rev: str | None = None) -> list[str]:
     """All package modules reachable by imports from ``entry_modules`` (sorted).
 
-    Modules in ``exclude`` are neither included nor followed.
+    Modules in ``exclude`` are neither included nor followed; ``rev`` reads the source
+    at that git revision instead of the working tree.
     """
     todo = [m for m in entry_modules]
     seen: set[str] = set(exclude)
@@ -112,19 +135,20 @@ def module_closure(entry_modules: Iterable[str], exclude: Iterable[str] = ()) ->
             continue
         seen.add(mod)
         found.append(mod)
-        todo.extend(_normalised_source(mod)[1] - seen)
+        todo.extend(_normalised_source(mod, rev)[1] - seen)
     return sorted(found)
 
 
-def code_fingerprint(entry_modules: Iterable[str], exclude: Iterable[str] = ()) -> str:
-    """sha256 over the normalised source of the import closure of ``entry_modules``."""
+def code_fingerprint(entry_modules: Iterable[str], exclude: Iterable[str] = (), rev: str | None = None) -> str:
+    """sha256 over the normalised source of the import closure of ``entry_modules`` (at ``rev``)."""
     h = hashlib.sha256()
-    for mod in module_closure(entry_modules, exclude):
+    for mod in module_closure(entry_modules, exclude, rev):
         h.update(mod.encode())
-        h.update(_normalised_source(mod)[0].encode())
+        h.update(_normalised_source(mod, rev)[0].encode())
     return h.hexdigest()
 
 
 def clear_cache() -> None:
     """Forget parsed sources (tests that edit modules on disk call this)."""
     _normalised_source.cache_clear()
+    _files_at.cache_clear()

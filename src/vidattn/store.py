@@ -13,17 +13,19 @@ thread settings, so a record reproduces bit for bit on any machine with the same
 library versions and CPU instruction set. Parallelism comes from worker processes,
 one run each, never from threads inside a run.
 
-**The staleness rule.** ``key = sha256(experiment name, canonical config, code
-fingerprint, environment)``, where the environment is the library versions, device
-type, CPU instruction set and thread count (:func:`vidattn.engine.determinism.environment`).
-The code fingerprint covers the normalised source of every package module imported
-(transitively) by the module that defines the experiment (:mod:`vidattn.fingerprint`),
-except the modules that store and present results without computing them
-(:data:`NON_RESULT_MODULES`). A record is served only when its key equals the key
-computed now. Edits to comments and docstrings keep records valid. Records whose key
-no longer matches are *stale*: :func:`stale_records` lists them and ``vidattn store
-stale --delete`` prunes them. Caches that feed results (for example a trained backbone
-shared by several runs) use the same rule through :func:`content_key`.
+**Identity and provenance.** A record's key is the hash of what defines its computation
+(:mod:`vidattn.identity`): the experiment's name, its declared version and the versions
+of what it uses, the canonical config, the device type and the world size. Where and by
+which code it ran is provenance stored beside the result, never part of the key: the
+library versions, CPU instruction set and threads (``versions``), the device's name
+(``device``) and the code fingerprint of the experiment's import closure (``code``,
+:mod:`vidattn.fingerprint`). A record is served when its key equals the key computed
+now, on any machine. Records whose key no longer matches (a version was bumped, a
+config changed) are *stale*: :func:`stale_records` lists them and ``vidattn store stale
+--delete`` prunes them. ``vidattn store drift`` lists the records whose code fingerprint
+differs from today's: made by earlier code that the behaviour probes vouch computes
+the same (:mod:`vidattn.probes`). Caches that feed results (suite splits, stage-1
+backbones, flow) are keyed the same way (:func:`vidattn.identity.cache_path`).
 
 Setting ``VIDATTN_RETRAIN=1`` re-runs every experiment and overwrites its record.
 
@@ -34,8 +36,13 @@ changed config or code has a different key and starts afresh. Checkpoints are de
 once the record is written.
 
 **Verification.** :func:`verify` re-runs records from scratch in a scratch data folder
-(no suite, backbone or checkpoint cache is read) and compares metrics, curves, examples
-and per-clip outcomes exactly; only speed measurements are exempt.
+(no suite, backbone or checkpoint cache is read). In the record's own environment
+(:func:`same_environment`) it compares metrics, curves, examples and per-clip outcomes
+exactly, speed measurements exempt; elsewhere floating-point kernels differ, so it
+reports each fresh metric beside the spread of the record's row over seeds and promises
+no exact match (:func:`row_spread`). What must hold on any machine is a verdict:
+``vidattn store verify --claim`` re-runs the records a ledger claim rests on and
+recomputes the claim (:mod:`vidattn.claims`).
 """
 from __future__ import annotations
 
@@ -60,10 +67,11 @@ import torch
 
 from vidattn.engine.determinism import environment, fixed_numerics
 from vidattn.fingerprint import canonical_json, code_fingerprint, sha256
+from vidattn.identity import declare, identity_of, key_from, key_of, versions_of
 from vidattn.paths import data_dir, records_dir
 
 ExperimentFn = Callable[[dict[str, Any]], dict[str, Any]]
-# these only store, tabulate, test or plot results: editing them cannot change a metric
+# these only store, tabulate, test or plot results: left out of the code fingerprint (provenance)
 NON_RESULT_MODULES = ("vidattn.store", "vidattn.tables", "vidattn.plotting", "vidattn.cli", "vidattn.stats",
                       "vidattn.gates")
 # metrics and curves that measure speed rather than results: reported, never verified
@@ -78,15 +86,20 @@ TORCHRUN_VARIABLES = ("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "G
 _RUNNING: list[tuple[str, str]] = []  # (experiment, key) of the experiment being run
 
 
-def experiment(name: str, distributed: bool = False) -> Callable[[ExperimentFn], ExperimentFn]:
-    """Register ``fn`` as experiment ``name`` so records can be re-run from the CLI.
+def experiment(name: str, version: int, uses: tuple[str, ...] = (), distributed: bool = False
+               ) -> Callable[[ExperimentFn], ExperimentFn]:
+    """Register ``fn`` as experiment ``name`` at ``version`` so records can be keyed and re-run.
 
+    ``uses`` names the versioned computations it reads (a suite generator, a stage-1 cache),
+    whose versions enter its records' keys too (:mod:`vidattn.identity`). Bump ``version``
+    whenever the experiment computes something else; its behaviour probe fails until then.
     ``distributed`` experiments train with every rank under ``torchrun`` (see :func:`run_many`).
     """
 
     def wrap(fn: ExperimentFn) -> ExperimentFn:
         if name in EXPERIMENTS and EXPERIMENTS[name].__module__ != fn.__module__:
             raise ValueError(f"experiment {name!r} is registered twice")
+        declare(name, version, uses)
         EXPERIMENTS[name] = fn
         if distributed:
             DISTRIBUTED.add(name)
@@ -95,20 +108,21 @@ def experiment(name: str, distributed: bool = False) -> Callable[[ExperimentFn],
     return wrap
 
 
-def content_key(label: str, config: dict[str, Any], module: str, device_type: str = "cpu") -> str:
-    """sha256 of a label, a config, the code fingerprint of ``module`` and the environment.
-
-    The key of every record and of every cache that feeds one.
-    """
-    code = code_fingerprint([module], exclude=NON_RESULT_MODULES)
-    payload = canonical_json({"experiment": label, "config": config, "code": code,
-                              "environment": environment(device_type)})
-    return sha256(payload)[:20]
-
-
 def record_key(name: str, config: dict[str, Any], device_type: str | None = None) -> str:
-    device_type = device_type or device_type_of(config)
-    return content_key(name, config, _experiment(name).__module__, device_type)
+    """The key of experiment ``name``'s record under ``config`` (:mod:`vidattn.identity`)."""
+    _experiment(name)
+    return key_of(name, config, device_type or device_type_of(config))
+
+
+# the old rule (until the records moved to identity keys): sha256(name, config, code fingerprint of
+# the experiment's closure less these modules, environment); :func:`rekey` recomputes it once
+OLD_RULE_EXCLUDED = ("vidattn.store", "vidattn.tables", "vidattn.plotting", "vidattn.cli", "vidattn.stats",
+                     "vidattn.gates")
+
+
+def code_of(name: str, rev: str | None = None) -> str:
+    """Code fingerprint (provenance) of experiment ``name``: its module's import closure (at ``rev``)."""
+    return code_fingerprint([_experiment(name).__module__], exclude=NON_RESULT_MODULES, rev=rev)
 
 
 def _experiment(name: str) -> ExperimentFn:
@@ -129,6 +143,8 @@ class Record:
     device: str
     versions: dict[str, Any]
     created: str
+    identity: dict[str, Any]
+    code: str
     path: Path | None = field(default=None, compare=False)
 
     @property
@@ -206,21 +222,46 @@ def run_or_load(name: str, config: dict[str, Any], *, force: bool = False) -> Re
     finally:
         _RUNNING.pop()
     dev = device_type_of(config)
+    canonical = json.loads(canonical_json(config))
     rec = Record(
-        experiment=name, key=key, config=json.loads(canonical_json(config)), result=result, wall_seconds=wall,
+        experiment=name, key=key, config=canonical, result=result, wall_seconds=wall,
         device=_describe_device(dev), versions=environment(dev),
-        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), path=path,
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        identity=identity_of(name, canonical, dev), code=code_of(name), path=path,
     )
     if _rank() == 0:  # under torchrun every rank ran the experiment; rank 0 writes its record
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(rec.to_json())
-        os.replace(tmp, path)
+        write_record(rec, path)
+        _log_run(rec)
         for ckpt in _checkpoint_dir(name).glob(f"{key}-*.pt"):
             ckpt.unlink()
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()
     return rec
+
+
+RUN_LOG = "VIDATTN_RUN_LOG"  # a file that gets one line per experiment run (``vidattn run-all`` counts them)
+
+
+def _log_run(rec: Record) -> None:
+    log = os.environ.get(RUN_LOG)
+    if log:
+        with open(log, "a") as f:  # one short line per append: whole lines even from parallel workers
+            f.write(f"{rec.experiment} {rec.key} {rec.wall_seconds:.1f}\n")
+
+
+def runs_logged(log: Path) -> list[tuple[str, str, float]]:
+    """The (experiment, key, seconds) runs a :data:`RUN_LOG` file holds."""
+    if not log.is_file():
+        return []
+    return [(a, b, float(c)) for a, b, c in (line.split() for line in log.read_text().splitlines() if line)]
+
+
+def write_record(rec: Record, path: Path) -> None:
+    """Write ``rec`` to ``path`` atomically (a temporary, then a rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(rec.to_json())
+    os.replace(tmp, path)
 
 
 def _rank() -> int:
@@ -402,7 +443,8 @@ def scratch_data_dir() -> Iterator[Path]:
                     os.environ[k] = v
 
 
-def _is_timing(name: str) -> bool:
+def is_timing(name: str) -> bool:
+    """Whether a metric or curve measures speed (reported, never verified or probed)."""
     return name.endswith(TIMING_SUFFIXES)
 
 
@@ -412,7 +454,7 @@ def compare_results(stored: dict[str, Any], fresh: dict[str, Any]) -> dict[str, 
     for part in RESULT_PARTS:
         a, b = stored.get(part, {}), fresh.get(part, {})
         for k in sorted(set(a) | set(b)):
-            if _is_timing(k):
+            if is_timing(k):
                 continue
             if canonical_json(a.get(k)) != canonical_json(b.get(k)):
                 diff[f"{part}/{k}"] = (_short(a.get(k)), _short(b.get(k)))
@@ -451,3 +493,45 @@ def sample_records(records: list[Record], n: int | None, seed: int = 0) -> list[
     if n is None or n >= len(records):
         return list(records)
     return random.Random(seed).sample(records, n)
+
+
+def rekey(rev: str | None = None) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Give records keyed by the old rule (code and environment in the key) their identity keys.
+
+    The one-time migration to :mod:`vidattn.identity`, without retraining. A record is
+    rekeyed only when its stored key equals the old rule recomputed from its config, the
+    environment stored in it and the code (the working tree, or git revision ``rev``):
+    then it was made by that code, and its identity (the experiment at version 1 today)
+    names the same computation. It is rewritten under its new key, with that code's
+    fingerprint as provenance. Every other record is left where it is, with the reason,
+    for ``make retrain``. Returns (rekeyed paths, [(left path, reason)]).
+    """
+    done, left = [], []
+    for path in sorted(records_dir().glob("**/*.json")):
+        try:
+            d = json.loads(path.read_text())
+            name, config, env, old = d["experiment"], d["config"], d["versions"], d["key"]
+        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as e:
+            left.append((path, f"not a readable record ({type(e).__name__}: {e})"))
+            continue
+        if "identity" in d:
+            continue  # keyed by identity already
+        try:
+            if any(v != 1 for v in versions_of(name).values()):
+                raise ValueError(f"{name!r} or what it uses is past version 1, which the old rule's records are")
+            code = code_fingerprint([_experiment(name).__module__], exclude=OLD_RULE_EXCLUDED, rev=rev)
+        except ValueError as e:
+            left.append((path, str(e)))
+            continue
+        if sha256(canonical_json({"experiment": name, "config": config, "code": code, "environment": env}))[:20] != old:
+            left.append((path, "its key is not the old rule's for this code and its stored environment "
+                               "(made by other code): make retrain regenerates it"))
+            continue
+        ident = identity_of(name, config, str(env["device"]), int(env.get("world_size", 1)))
+        rec = Record(**{**d, "key": key_from(ident), "identity": ident, "code": code})
+        new = _record_path(name, rec.key)
+        write_record(rec, new)
+        if new != path:
+            path.unlink()
+        done.append(new)
+    return done, left

@@ -24,15 +24,16 @@ The control suite ``glyph_large`` draws the same glyphs at 12 x 12 (each glyph p
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
-from vidattn.data.suite_cache import cached_split
-from vidattn.data.suites import SuiteArrays
-from vidattn.fingerprint import canonical_json, code_fingerprint, sha256
+from vidattn.data.suites import SuiteArrays, cached_split
+from vidattn.identity import declare
+
+declare("suite/glyph", 1)
 
 PALETTE = np.array([[0.9, 0.2, 0.2], [0.2, 0.8, 0.3], [0.25, 0.4, 0.95], [0.95, 0.85, 0.2],
                     [0.8, 0.3, 0.85], [0.2, 0.85, 0.85]])
@@ -228,13 +229,7 @@ def generate(cfg: GlyphSuiteConfig, split: str, index: int) -> tuple[np.ndarray,
     return (np.clip(video, 0, 1) * 255).round().astype(np.uint8), mask, label, meta
 
 
-def glyph_key(cfg: GlyphSuiteConfig) -> str:
-    """Cache key: the config, this module's code and numpy's version (its random streams)."""
-    return sha256(canonical_json(asdict(cfg)) + code_fingerprint([__name__]) + np.__version__)[:16]
-
-
 def load_glyph_split(cfg: GlyphSuiteConfig, split: str, cache: bool = True) -> SuiteArrays:
     """Read ``split`` of ``cfg`` from the cache, generating and caching it on a miss."""
-    return cached_split(f"{cfg.name}-{glyph_key(cfg)}", split, asdict(cfg), cfg,
-                        lambda: [generate(cfg, split, i) for i in range(cfg.n_train if split == "train"
-                                                                         else cfg.n_test)], cache)
+    n = cfg.n_train if split == "train" else cfg.n_test
+    return cached_split("suite/glyph", cfg, split, lambda: [generate(cfg, split, i) for i in range(n)], cache)

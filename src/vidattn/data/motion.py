@@ -24,18 +24,15 @@ config and this module's code.
 """
 from __future__ import annotations
 
-import json
-import os
-from dataclasses import asdict, dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from vidattn.data.suites import SuiteArrays
-from vidattn.files import CorruptFileError
-from vidattn.fingerprint import canonical_json, code_fingerprint, sha256
-from vidattn.paths import data_dir
+from vidattn.data.suites import SuiteArrays, cached_split
+from vidattn.identity import declare
+
+declare("suite/motion", 1)
 
 TASKS = ("binding", "direction")
 EVEN_PATTERNS = ("horizontal stripes", "vertical stripes")
@@ -182,34 +179,7 @@ def generate(cfg: MotionSuiteConfig, split: str, index: int) -> tuple[np.ndarray
     return video, mask, label, meta
 
 
-def motion_key(cfg: MotionSuiteConfig) -> str:
-    """Cache key: the config, this module's code and numpy's version (its random streams)."""
-    return sha256(canonical_json(asdict(cfg)) + code_fingerprint([__name__]) + np.__version__)[:16]
-
-
-def load_motion_split(cfg: MotionSuiteConfig, split: str, root: Path | None = None, cache: bool = True
-                      ) -> SuiteArrays:
+def load_motion_split(cfg: MotionSuiteConfig, split: str, cache: bool = True) -> SuiteArrays:
     """Read ``split`` of ``cfg`` from the cache, generating and caching it on a miss."""
-    folder = (root or data_dir() / "suites") / f"{cfg.name}-{motion_key(cfg)}"
-    path = folder / f"{split}.npz"
-    if cache and path.is_file():
-        try:
-            with np.load(path) as z:
-                videos, masks, labels = z["videos"], z["masks"], z["labels"]
-            meta = json.loads((folder / f"{split}.meta.json").read_text())
-        except Exception as e:  # truncated zip, missing member, bad JSON
-            raise CorruptFileError(f"suite cache {path} is corrupt or truncated ({type(e).__name__}); delete "
-                                   f"{folder} and run again (it is regenerated)") from None
-        return SuiteArrays(videos, masks, labels, meta, cfg)  # type: ignore[arg-type]
     n = cfg.n_train if split == "train" else cfg.n_test
-    clips = [generate(cfg, split, i) for i in range(n)]
-    arrays = SuiteArrays(np.stack([c[0] for c in clips]), np.stack([c[1] for c in clips]),
-                         np.array([c[2] for c in clips], np.int64), [c[3] for c in clips], cfg)  # type: ignore
-    if cache:
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{split}.{os.getpid()}.npz"
-        np.savez_compressed(tmp, videos=arrays.videos, masks=arrays.masks, labels=arrays.labels)
-        (folder / f"{split}.meta.json").write_text(json.dumps(arrays.meta))
-        (folder / "config.json").write_text(canonical_json(asdict(cfg)))
-        os.replace(tmp, path)
-    return arrays
+    return cached_split("suite/motion", cfg, split, lambda: [generate(cfg, split, i) for i in range(n)], cache)

@@ -47,6 +47,9 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 from PIL import Image, UnidentifiedImageError
 
+from vidattn.identity import declare
+
+declare("data/real", 1)  # decoding, sampling and views of the real-data loaders (their probe's checksum)
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".webm", ".mkv")
 
 

@@ -1,18 +1,22 @@
-"""Named suites, their on-disk cache, and the PyTorch dataset over them.
+"""Named suites, the on-disk cache of every suite family, and the PyTorch dataset over them.
 
-A suite's cache lives in ``data/suites/<name>-<key>/`` where ``key`` hashes the full
-:class:`~vidattn.data.synthetic.SuiteConfig` and the generator's code (see
-:mod:`vidattn.fingerprint`), so a changed config or generator never reads a stale
-cache.
+Each suite generator is a versioned computation (:mod:`vidattn.identity`): this
+module's ``suite/synthetic``, and ``suite/motion``, ``suite/glyph`` and ``suite/synthact``
+in theirs. :func:`cached_split` keeps a generated split in ``data/cache/<generator>/<key>/``,
+keyed by the generator's version and the full suite config, so a changed config or a
+bumped generator never reads a stale cache; the generator's behaviour probe (a
+checksum of a tiny suite, :mod:`vidattn.probes`) fails when its clips change without a
+bump. A split is generated once and read back on later calls; a corrupt or truncated
+file is named in the error (delete the folder and it is regenerated). Writes are atomic
+(a temporary file, then a rename), so an interrupted run never leaves half a split.
 """
 from __future__ import annotations
 
 import json
 import os
 import time
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -20,8 +24,10 @@ from torch.utils.data import Dataset
 
 from vidattn.data.synthetic import SuiteConfig, generate
 from vidattn.files import CorruptFileError
-from vidattn.fingerprint import canonical_json, code_fingerprint, sha256
-from vidattn.paths import data_dir
+from vidattn.fingerprint import canonical_json
+from vidattn.identity import cache_path, declare
+
+declare("suite/synthetic", 1)
 
 _ORDER_PAIRS = (("right",), ("down",), ("grow",), ("rotate_ccw",))
 _ORDER_CONTROLS = (("oscillate",), ("pulse",))
@@ -59,12 +65,6 @@ def suite_config(name: str, **overrides: Any) -> SuiteConfig:
     return cfg.with_(**overrides)
 
 
-def suite_key(cfg: SuiteConfig) -> str:
-    """Cache key: the config, the generator's code and numpy's version (its random streams)."""
-    code = code_fingerprint(["vidattn.data.synthetic"])
-    return sha256(canonical_json(cfg) + code + np.__version__)[:16]
-
-
 @dataclass
 class SuiteArrays:
     """A whole split in memory: uint8 videos (N,T,H,W,3), bool masks (N,T,H,W), labels."""
@@ -80,7 +80,42 @@ class SuiteArrays:
         return len(self.labels)
 
 
+Clip = tuple[np.ndarray, np.ndarray, int, dict[str, Any]]  # video, mask, label, meta
+
+
+def cached_split(generator: str, cfg: Any, split: str, make: Callable[[], list[Clip]], cache: bool = True
+                 ) -> SuiteArrays:
+    """``split`` of suite ``cfg`` (a config dataclass) of versioned ``generator``, from its cache,
+    or ``make()`` it and cache it (module docstring)."""
+    config = asdict(cfg)
+    folder = cache_path(generator, config)
+    path = folder / f"{split}.npz"
+    if cache and path.is_file():
+        try:
+            with np.load(path) as z:
+                videos, masks, labels = z["videos"], np.unpackbits(z["masks"], axis=-1).astype(bool), z["labels"]
+            meta = json.loads((folder / f"{split}.meta.json").read_text())
+        except Exception as e:  # truncated zip, missing member, bad JSON
+            raise CorruptFileError(f"suite cache {path} is corrupt or truncated ({type(e).__name__}); delete "
+                                   f"{folder} and run again (it is regenerated)") from None
+        return SuiteArrays(videos, masks[..., : videos.shape[3]], labels, meta, cfg)
+    t0 = time.perf_counter()
+    clips = make()
+    arrays = SuiteArrays(np.stack([c[0] for c in clips]), np.stack([c[1] for c in clips]),
+                         np.array([c[2] for c in clips], np.int64), [c[3] for c in clips], cfg,
+                         time.perf_counter() - t0)
+    if cache:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{split}.{os.getpid()}.npz"
+        np.savez_compressed(tmp, videos=arrays.videos, masks=np.packbits(arrays.masks, axis=-1), labels=arrays.labels)
+        (folder / f"{split}.meta.json").write_text(json.dumps(arrays.meta))
+        (folder / "config.json").write_text(canonical_json(config))
+        os.replace(tmp, path)
+    return arrays
+
+
 def generate_split(cfg: SuiteConfig, split: str, n: int | None = None) -> SuiteArrays:
+    """``n`` clips (default: the split's size) of ``split``, generated afresh."""
     n = (cfg.n_train if split == "train" else cfg.n_test) if n is None else n
     t0 = time.perf_counter()
     clips = [generate(cfg, split, i) for i in range(n)]
@@ -95,28 +130,14 @@ def generate_split(cfg: SuiteConfig, split: str, n: int | None = None) -> SuiteA
     )
 
 
-def load_split(cfg: SuiteConfig, split: str, root: Path | None = None, cache: bool = True) -> SuiteArrays:
+def load_split(cfg: SuiteConfig, split: str, cache: bool = True) -> SuiteArrays:
     """Read ``split`` of suite ``cfg`` from the cache, generating and caching on a miss."""
-    folder = (root or data_dir() / "suites") / f"{cfg.name}-{suite_key(cfg)}"
-    path = folder / f"{split}.npz"
-    if cache and path.is_file():
-        try:
-            with np.load(path) as z:
-                videos, masks, labels = z["videos"], np.unpackbits(z["masks"], axis=-1).astype(bool), z["labels"]
-            meta = json.loads((folder / f"{split}.meta.json").read_text())
-        except Exception as e:  # truncated zip, missing member, bad JSON
-            raise CorruptFileError(f"suite cache {path} is corrupt or truncated ({type(e).__name__}); delete "
-                                   f"{folder} and run again (it is regenerated)") from None
-        return SuiteArrays(videos, masks[..., : cfg.size], labels, meta, cfg)
-    arrays = generate_split(cfg, split)
-    if cache:
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{split}.{os.getpid()}.npz"
-        np.savez_compressed(tmp, videos=arrays.videos, masks=np.packbits(arrays.masks, axis=-1), labels=arrays.labels)
-        (folder / f"{split}.meta.json").write_text(json.dumps(arrays.meta))
-        (folder / "config.json").write_text(canonical_json(cfg))
-        os.replace(tmp, path)
-    return arrays
+    n = cfg.n_train if split == "train" else cfg.n_test
+
+    def make() -> list[Clip]:
+        return [(c.video, c.mask, c.label, c.meta) for c in (generate(cfg, split, i) for i in range(n))]
+
+    return cached_split("suite/synthetic", cfg, split, make, cache)
 
 
 class ClipDataset(Dataset):

@@ -23,15 +23,16 @@ marks the actor's box per frame and ``meta`` holds the boxes.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from vidattn.data.glyph import PALETTE, low_frequency_noise
-from vidattn.data.suite_cache import cached_split
-from vidattn.data.suites import SuiteArrays
-from vidattn.fingerprint import canonical_json, code_fingerprint, sha256
+from vidattn.data.suites import SuiteArrays, cached_split
+from vidattn.identity import declare
+
+declare("suite/synthact", 1)
 
 CLASS_NAMES = ("right", "left", "up", "down", "circle cw", "circle acw", "oscillate", "pulse", "carries red",
                "floor bar")
@@ -216,13 +217,7 @@ def exact_flow(cfg: SynthActConfig, split: str, index: int) -> np.ndarray:
     return render(cfg, split, index, with_flow=True)[4]
 
 
-def synthact_key(cfg: SynthActConfig) -> str:
-    """Cache key: the config, this module's code and numpy's version (its random streams)."""
-    return sha256(canonical_json(asdict(cfg)) + code_fingerprint([__name__]) + np.__version__)[:16]
-
-
 def load_synthact_split(cfg: SynthActConfig, split: str, cache: bool = True) -> SuiteArrays:
     """Read ``split`` of ``cfg`` from the cache, generating and caching it on a miss."""
     n = cfg.n_train if split == "train" else cfg.n_test
-    return cached_split(f"{cfg.name}-{synthact_key(cfg)}", split, asdict(cfg), cfg,
-                        lambda: [render(cfg, split, i)[:4] for i in range(n)], cache)
+    return cached_split("suite/synthact", cfg, split, lambda: [render(cfg, split, i)[:4] for i in range(n)], cache)

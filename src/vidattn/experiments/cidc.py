@@ -29,8 +29,8 @@ from vidattn.files import load_tensors, save_atomic
 from vidattn.flops import count_macs, count_params
 from vidattn.models.cidc import CIDCHead, GAPHead, VideoClassifier, build_head, spatial_attention
 from vidattn.models.resnet3d import ResNet3d50, TinyI3D
-from vidattn.paths import data_dir
-from vidattn.store import checkpoint_path, content_key, device_type_of, experiment
+from vidattn.identity import cache_path, declare
+from vidattn.store import checkpoint_path, device_type_of, experiment
 
 
 def suite_of(config: dict[str, Any]) -> SuiteConfig:
@@ -67,14 +67,12 @@ def event_swap_partners(cfg: SuiteConfig) -> list[int | None]:
 STAGE1_FIELDS = ("suite", "suite_overrides", "backbone", "backbone_train", "dropout", "seed", "device")
 
 
-def stage1_key(config: dict[str, Any]) -> str:
-    """Key of the stage-1 backbone: its config, this module's code and the environment, as a record's."""
-    fields = {k: config.get(k) for k in STAGE1_FIELDS}
-    return content_key("cidc/backbone", fields, __name__, device_type_of(config))
+declare("cidc/backbone", 1, uses=("suite/synthetic",))
 
 
 def stage1_path(config: dict[str, Any]) -> Path:
-    return data_dir() / "cache" / "cidc-backbones" / f"{stage1_key(config)}.pt"
+    """The stage-1 backbone's cache, keyed like a record by its config fields (:data:`STAGE1_FIELDS`)."""
+    return cache_path("cidc/backbone", {k: config.get(k) for k in STAGE1_FIELDS}, device_type_of(config), ".pt")
 
 
 def control_classes(cfg: SuiteConfig) -> list[int]:
@@ -84,7 +82,7 @@ def control_classes(cfg: SuiteConfig) -> list[int]:
 
 def pretrained_backbone(config: dict[str, Any], cfg: SuiteConfig, train_set: Dataset, test: Dataset
                         ) -> tuple[VideoClassifier, dict[str, Any]]:
-    """Stage 1: backbone + GAP head trained on ``train_set``, cached on disk under :func:`stage1_key`.
+    """Stage 1: backbone + GAP head trained on ``train_set``, cached on disk (:func:`stage1_path`).
 
     Every epoch also scores the test clips (top-1, and top-1 on the order-free controls), the
     learning curve the chapter's gate reads. The cache holds weights and curves only and
@@ -215,7 +213,7 @@ def _metrics(model: VideoClassifier, test: ClipDataset, cfg: SuiteConfig, device
     return metrics, per_clip_outcomes(logits, labels, partner)
 
 
-@experiment("cidc/train")
+@experiment("cidc/train", version=1, uses=("cidc/backbone",))
 def train(config: dict[str, Any]) -> dict[str, Any]:
     """One row of a CIDC table (config: suite, suite_overrides, backbone, backbone_train, head, head_train, seed).
 

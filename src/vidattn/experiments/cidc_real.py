@@ -28,17 +28,16 @@ from vidattn.flops import count_macs, count_params
 from vidattn.models.cidc import GAPHead, VideoClassifier, build_head
 from vidattn.models.inflate import load_resnet50_inflated
 from vidattn.models.resnet3d import ResNet3d50
-from vidattn.paths import data_dir
-from vidattn.store import checkpoint_path, content_key, device_type_of, experiment
+from vidattn.identity import cache_path, declare
+from vidattn.store import checkpoint_path, device_type_of, experiment
 
 STAGE1_FIELDS = ("data", "backbone", "backbone_train", "weights", "dropout", "seed", "device")
+declare("cidc/real-backbone", 1, uses=("data/real",))
 
 
 def stage1_path(config: dict[str, Any]) -> Path:
     """The stage-1 cache: keyed by its config (data fingerprint and weight hash included), code, environment."""
-    key = content_key("cidc/real-backbone", {k: config.get(k) for k in STAGE1_FIELDS}, __name__,
-                      device_type_of(config))
-    return data_dir() / "cache" / "cidc-real-backbones" / f"{key}.pt"
+    return cache_path("cidc/real-backbone", {k: config.get(k) for k in STAGE1_FIELDS}, device_type_of(config), ".pt")
 
 
 def _is_rank0() -> bool:
@@ -96,7 +95,7 @@ def head_loss(net: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Ten
     return label_loss(logits, batch["label"]), {}
 
 
-@experiment("cidc/real", distributed=True)
+@experiment("cidc/real", version=1, uses=("cidc/real-backbone",), distributed=True)
 def train(config: dict[str, Any]) -> dict[str, Any]:
     """One row on real data (config: data, backbone, backbone_train, weights, head, head_train, seed, device)."""
     data = open_real(config["data"], config["seed"])

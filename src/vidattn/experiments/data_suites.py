@@ -28,7 +28,7 @@ def _cost(model: torch.nn.Module, sample: torch.Tensor) -> dict[str, float]:
     return {"params": float(count_params(model)), "macs": float(count_macs(model, sample[None]))}
 
 
-@experiment("data/premise")
+@experiment("data/premise", version=1, uses=("suite/synthetic",))
 def premise(config: dict[str, Any]) -> dict[str, Any]:
     """Train ``model`` on an order suite; accuracy on ordered, reversed, shuffled clips."""
     cfg, train, test, model, tcfg = _setup(config)
@@ -48,7 +48,7 @@ def activation_maps(model: torch.nn.Module, video: torch.Tensor) -> torch.Tensor
         return model.feature_map(video).abs().mean(1)
 
 
-@experiment("data/localisation")
+@experiment("data/localisation", version=1, uses=("suite/synthetic",))
 def localisation(config: dict[str, Any]) -> dict[str, Any]:
     """Train on the actor-vs-distractor suite and score where the last features fire."""
     cfg, train, test, model, tcfg = _setup(config)

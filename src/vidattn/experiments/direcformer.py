@@ -64,7 +64,7 @@ def _loss_fn(orders: torch.Tensor, weights: LossWeights):
     return partial(direcformer_loss, orders=orders, weights=weights)
 
 
-@experiment("direcformer/train")
+@experiment("direcformer/train", version=1, uses=("suite/synthetic",))
 def train(config: dict[str, Any]) -> dict[str, Any]:
     """Train one variant (config: suite, variant, time_embed, l_ord, l_self, perm_rule, n_perms, model, train)."""
     cfg = suite_config(config["suite"], **config.get("suite_overrides", {}))

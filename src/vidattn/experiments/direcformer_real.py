@@ -24,7 +24,7 @@ from vidattn.permutations import order_table, permutation_set, uniform_orders
 from vidattn.store import checkpoint_path, experiment
 
 
-@experiment("direcformer/real", distributed=True)
+@experiment("direcformer/real", version=1, uses=("data/real",), distributed=True)
 def train(config: dict[str, Any]) -> dict[str, Any]:
     """Train one variant on real data (config: data, variant, time_embed, l_ord, l_self, perm_rule,
     n_perms, model, train, weights, seed, device)."""

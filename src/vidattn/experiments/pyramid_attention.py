@@ -48,10 +48,12 @@ from vidattn.files import load_tensors, save_atomic
 from vidattn.flops import count_params
 from vidattn.models.pyramid_attention import pyramid_loss
 from vidattn.models.pyramid_net import AttentionFusion, SegmentNet, cross_modality_init
-from vidattn.paths import data_dir
-from vidattn.store import checkpoint_path, content_key, device_type_of, experiment
+from vidattn.identity import cache_path, declare
+from vidattn.store import checkpoint_path, device_type_of, experiment
 
 STAGE1_FIELDS = ("suite", "suite_overrides", "pretrain", "seed")
+declare("pyramid/flow", 1, uses=("suite/synthact",))
+declare("pyramid/trunk", 1, uses=("suite/synthact",))
 TEST_KS = (1, 3, 5, 10, 15, 20, 24)
 CELL = 4  # px per cell of the 8 x 8 top map on 32 x 32 frames
 LOCALISATION_CLIPS = 100
@@ -73,7 +75,7 @@ def flows_of(cfg: SynthActConfig, split: str, arrays: SuiteArrays, flow: dict[st
     if exact and order != "ordered":
         raise ValueError(f"exact flow exists only for the rendered frame order, not {order!r}")
     spec = {"suite": cfg.__dict__, "split": split, "flow": flow, "order": order}
-    path = data_dir() / "cache" / "synthact-flow" / f"{content_key('pyramid/flow', spec, __name__)}.pt"
+    path = cache_path("pyramid/flow", spec, suffix=".pt")
     if path.is_file():
         return load_tensors(path, "SynthAct flow cache")["flow"].numpy()
     out = []
@@ -148,9 +150,8 @@ def splits(config: dict[str, Any]) -> tuple[SynthActConfig, SuiteArrays, SuiteAr
 
 
 def stage1_path(config: dict[str, Any]) -> Path:
-    key = content_key("pyramid/trunk", {k: config.get(k) for k in STAGE1_FIELDS}, __name__,
-                      device_type_of(config))
-    return data_dir() / "cache" / "pyramid-trunks" / f"{key}.pt"
+    """The stage-1 trunk's cache, keyed like a record by its config fields (:data:`STAGE1_FIELDS`)."""
+    return cache_path("pyramid/trunk", {k: config.get(k) for k in STAGE1_FIELDS}, device_type_of(config), ".pt")
 
 
 def pretrained_trunk(config: dict[str, Any], cfg: SynthActConfig, train: SuiteArrays
@@ -171,7 +172,7 @@ def pretrained_trunk(config: dict[str, Any], cfg: SynthActConfig, train: SuiteAr
     return net, loss
 
 
-@experiment("pyramid/pretrain")
+@experiment("pyramid/pretrain", version=1, uses=("pyramid/trunk",))
 def pretrain(config: dict[str, Any]) -> dict[str, Any]:
     """Stage 1 on its own (config: the fields of :data:`STAGE1_FIELDS` and device), scored on
     single centre frames of the test split."""
@@ -292,7 +293,7 @@ def attention_example(net: SegmentNet, test: SuiteArrays, index: int, K: int = 5
             "A": aux["A"][0].tolist(), "label": int(test.labels[index])}
 
 
-@experiment("pyramid/train")
+@experiment("pyramid/train", version=1, uses=("pyramid/trunk", "pyramid/flow"))
 def train(config: dict[str, Any]) -> dict[str, Any]:
     """One row (config: suite, suite_overrides, pretrain, stream, model, losses, flow, train_k,
     test_k, train, seed, device)."""

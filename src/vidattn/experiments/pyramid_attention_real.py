@@ -51,7 +51,7 @@ def pyramid_real_loss(beta: float, gamma: float, frames: int):
     return step
 
 
-@experiment("pyramid/real", distributed=True)
+@experiment("pyramid/real", version=1, uses=("data/real",), distributed=True)
 def train(config: dict[str, Any]) -> dict[str, Any]:
     """One row on real data (config: data, model, losses, weights, train, seed, device)."""
     data = open_real(config["data"], config["seed"])

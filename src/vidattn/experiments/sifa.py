@@ -164,7 +164,7 @@ def attention_examples(model: TinyC2D, arrays: SuiteArrays, cfg: MotionSuiteConf
     return out
 
 
-@experiment("sifa/train")
+@experiment("sifa/train", version=1, uses=("suite/motion",))
 def train(config: dict[str, Any]) -> dict[str, Any]:
     """Train one variant (config: suite, suite_overrides, model, offset_lr, train, seed, device)."""
     cfg = suite_of(config)

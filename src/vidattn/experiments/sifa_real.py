@@ -33,7 +33,7 @@ def dual_head_loss(net: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torc
     return loss, {"acc": batch_accuracy(heads.mean(0), batch["label"])}
 
 
-@experiment("sifa/real", distributed=True)
+@experiment("sifa/real", version=1, uses=("data/real",), distributed=True)
 def train(config: dict[str, Any]) -> dict[str, Any]:
     """One row on real data (config: data, model, weights, train, seed, device)."""
     data = open_real(config["data"], config["seed"])

@@ -32,7 +32,6 @@ from typing import Any, Callable
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from vidattn.data.glyph import GlyphSuiteConfig, glyph_suite, load_glyph_split
 from vidattn.data.suites import ClipDataset, SuiteArrays
@@ -44,8 +43,8 @@ from vidattn.models.class_peaks import normalise, peak_table, response_map, clas
 from vidattn.models.saliency_sampler import SaliencySampler
 from vidattn.models.spatial_attention import ZoomNetwork, zoom_loss
 from vidattn.models.tcnn import TCNN, TCNN_F, TCNN_S
-from vidattn.paths import data_dir
-from vidattn.store import checkpoint_path, content_key, device_type_of, experiment
+from vidattn.identity import cache_path, declare
+from vidattn.store import checkpoint_path, device_type_of, experiment
 
 BACKBONES = {"S": TCNN_S, "F": TCNN_F}
 STAGE1_FIELDS = ("suite", "suite_overrides", "backbone", "stage1", "seed")
@@ -58,14 +57,12 @@ def suite_of(config: dict[str, Any]) -> GlyphSuiteConfig:
     return glyph_suite(config["suite"], **config.get("suite_overrides", {}))
 
 
-def stage1_key(config: dict[str, Any]) -> str:
-    """Key of the stage-1 backbone: its config, this module's code and the environment, as a record's."""
-    return content_key("spatial/backbone", {k: config.get(k) for k in STAGE1_FIELDS}, __name__,
-                       device_type_of(config))
+declare("spatial/backbone", 1, uses=("suite/glyph",))
 
 
 def stage1_path(config: dict[str, Any]) -> Path:
-    return data_dir() / "cache" / "spatial-backbones" / f"{stage1_key(config)}.pt"
+    """The stage-1 backbone's cache, keyed like a record by its config fields (:data:`STAGE1_FIELDS`)."""
+    return cache_path("spatial/backbone", {k: config.get(k) for k in STAGE1_FIELDS}, device_type_of(config), ".pt")
 
 
 def top1(logits: torch.Tensor, labels: torch.Tensor) -> float:
@@ -108,7 +105,7 @@ def datasets(config: dict[str, Any]) -> tuple[GlyphSuiteConfig, SuiteArrays, Cli
     return cfg, test_arrays, ClipDataset(train_arrays), ClipDataset(test_arrays)
 
 
-@experiment("spatial/pretrain")
+@experiment("spatial/pretrain", version=1, uses=("spatial/backbone",))
 def pretrain(config: dict[str, Any]) -> dict[str, Any]:
     """Stage 1 on its own (config: the fields of :data:`STAGE1_FIELDS` and device)."""
     _, _, train_set, test = datasets(config)
@@ -258,7 +255,7 @@ def log_beta(net: ZoomNetwork) -> Callable[[nn.Module, int], dict[str, float]]:
     return at_epoch_end
 
 
-@experiment("spatial/train")
+@experiment("spatial/train", version=1, uses=("spatial/backbone",))
 def train(config: dict[str, Any]) -> dict[str, Any]:
     """One of Table 4's rows (config: suite, suite_overrides, backbone, stage1, mode, zoom, train, seed, device)."""
     cfg, test_arrays, train_set, test = datasets(config)

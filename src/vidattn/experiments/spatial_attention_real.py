@@ -46,7 +46,7 @@ def zoom_real_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[to
     return loss, {"acc": batch_accuracy(out["total"], batch["label"])}
 
 
-@experiment("spatial/real", distributed=True)
+@experiment("spatial/real", version=1, uses=("data/real",), distributed=True)
 def train(config: dict[str, Any]) -> dict[str, Any]:
     """One row on real data (config: data, mode, zoom, weights, train, seed, device)."""
     data = open_real(config["data"], config["seed"])

@@ -20,7 +20,6 @@ attention loss with the clamped square root, and Eq. 12's total (sign typo fixed
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
