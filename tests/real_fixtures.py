@@ -1,7 +1,7 @@
 """Fixture datasets and checkpoints in the real layouts, written the way the real ones are.
 
-* :func:`ucf101_fixture`: synthetic ``order`` clips exported to the UCF101 layout as
-  MPEG-4 ``.avi`` files, 40 pixels wide by 32 high so the three test crops differ.
+* :func:`~vidattn.data.fixtures.ucf101_fixture`: synthetic ``order`` clips exported to the
+  UCF101 layout as MPEG-4 ``.avi`` files, 40 pixels wide by 32 high so the three test crops differ.
 * :func:`vit_checkpoint`: a timm ``VisionTransformer`` state dict (the layout of the
   ImageNet ViT-B/16 files), at a tiny width.
 * :func:`resnet50_checkpoint`: a torchvision ``resnet50`` state dict (random weights,
@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from vidattn.data.real import export_ucf101
-from vidattn.data.suites import generate_split, suite_config
+from vidattn.data.fixtures import ucf101_fixture  # noqa: F401  (the tests' dataset)
 
 # what the chapters' full-path tests shrink: model and data size only
 DIRECFORMER_OVERRIDE = {"frames": 8, "size": 32, "model": {"dim": 32, "depth": 2, "heads": 2},
@@ -31,18 +29,6 @@ SPATIAL_OVERRIDE = {"frames": 8, "size": 48, "epochs": 1, "batch_size": 4, "n_tr
 PYRAMID_OVERRIDE = {"model": {"backbone": "resnet50"}, "frames": 8, "size": 32, "epochs": 1, "batch_size": 4, "n_train": 20,
                     "n_test": 10}
 DATA_OVERRIDE = {"frames": 8, "size": 32, "epochs": 1, "n_train": 32, "n_test": 16}
-
-
-def ucf101_fixture(root: Path, n: int = 40, frames: int = 16) -> Path:
-    """``n`` clips of the ``order`` suite, those of 4 classes kept, in the UCF101 layout: three of
-    every four for training, the fourth for testing."""
-    cfg = suite_config("order", frames=frames, size=32, n_train=n, n_test=4)
-    clips = generate_split(cfg, "train", n)
-    keep = np.isin(clips.labels, [0, 1, 2, 3])
-    videos = np.pad(clips.videos[keep], ((0, 0), (0, 0), (0, 0), (4, 4), (0, 0)), mode="edge")
-    labels = clips.labels[keep]
-    export_ucf101(videos, labels, [c.name for c in cfg.classes], root, train=np.arange(len(labels)) % 4 != 3)
-    return root
 
 
 def vit_checkpoint(path: Path, dim: int = 32, depth: int = 2, heads: int = 2, patch: int = 16,

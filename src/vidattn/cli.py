@@ -7,6 +7,7 @@
     vidattn store rekey [--code-at REV]
     vidattn store verify [--sample 2 | --all] [--workers N] [--experiment NAME]
     vidattn data check DATA_ROOT [--workers N]
+    vidattn probe [NAME ...] [--update]
 """
 from __future__ import annotations
 
@@ -204,6 +205,27 @@ def _data_check(root: Path, workers: int | None, dataset: str = "") -> int:
     return 1 if bad else 0
 
 
+def _probe(names: list[str], update: bool) -> int:
+    """Run behaviour probes (all by default); compare with the committed ones, or rewrite them."""
+    from vidattn import experiments  # noqa: F401  (registers every experiment)
+    from vidattn import probes
+
+    unknown = sorted(set(names) - set(probes.PROBE_CONFIGS))
+    if unknown:
+        print(f"no probe for {unknown}; probed: {sorted(probes.PROBE_CONFIGS)}", file=sys.stderr)
+        return 2
+    failed = 0
+    for name in names or list(probes.PROBE_CONFIGS):
+        fresh = probes.run_probe(name)
+        if update:
+            print(f"wrote {probes.write(name, fresh)}")
+            continue
+        problems = probes.check(name, fresh, probes.expected(name))
+        failed += bool(problems)
+        print(f"{'DIFF' if problems else 'OK  '} {name}" + (f": {probes.advice(name, problems)}" if problems else ""))
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="vidattn", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -233,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--workers", type=int, default=None, help="parallel decoding processes")
     d.add_argument("--dataset", default="", help="the layout, where the files leave it ambiguous "
                    "(kinetics600, frame_list, ...)")
+    pr = sub.add_parser("probe", help="run the behaviour probes that guard the experiments' versions")
+    pr.add_argument("names", nargs="*", help="experiments to probe (default: all)")
+    pr.add_argument("--update", action="store_true", help="rewrite the committed probes (after a version bump)")
     args = ap.parse_args(argv)
 
     if args.cmd == "run":
@@ -259,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
         log.unlink(missing_ok=True)
         print(f"[vidattn] this build ran {len(runs)} experiment run(s) ({sum(r[2] for r in runs) / 60:.1f} min); "
               "every other result was served from the records", flush=True)
+    elif args.cmd == "probe":
+        return _probe(args.names, args.update)
     elif args.cmd == "data":
         return _data_check(args.root, args.workers, args.dataset)
     elif args.action == "stale":
