@@ -145,12 +145,24 @@ def test_rekey_migrates_only_records_whose_old_key_checks_out(records_dir):
 
 def test_verify_reruns_and_compares_every_part(records_dir):
     rec = store.run_or_load("test/count", {"x": 3, "seed": 1})
-    [(r, diff)] = store.verify([rec])
-    assert diff == {}
+    [v] = store.verify([rec])
+    assert v.exact and v.diff == {} and v.holds
     rec.result["metrics"]["value"] = 99.0
     rec.result["curves"]["loss"] = [1.0, 0.25]
-    [(r, diff)] = store.verify([rec])
-    assert diff == {"metrics/value": (99.0, 7.0), "curves/loss": ([1.0, 0.25], [1.0, 0.5])}
+    [v] = store.verify([rec])
+    assert v.diff == {"metrics/value": (99.0, 7.0), "curves/loss": ([1.0, 0.25], [1.0, 0.5])} and not v.holds
+
+
+def test_verify_elsewhere_judges_against_the_rows_spread_over_seeds(records_dir):
+    rows = [store.run_or_load("test/count", {"x": 3, "seed": s}) for s in (0, 1, 2)]  # values 6, 7, 8
+    made_elsewhere = [store.Record(**{**r.__dict__, "versions": {**r.versions, "cpu_capability": "DEFAULT"}})
+                      for r in rows]
+    [v] = store.verify(made_elsewhere[:1], store_records=made_elsewhere)
+    assert not v.exact and v.holds and v.spread["value"] == store.Spread(6.0, 7.0, 1.0, 6.0, 8.0, 3)
+    shifted = [store.Record(**{**r.__dict__, "result": {"metrics": {"value": r.metrics["value"] + 10}}})
+               for r in made_elsewhere]
+    [v] = store.verify(shifted[:1], store_records=shifted)
+    assert not v.holds and v.spread["value"].within is False
 
 
 def test_corrupt_record_names_the_file(records_dir):
@@ -191,8 +203,8 @@ def _timed(config):
 
 def test_verify_ignores_speed_measurements(records_dir):
     rec = store.run_or_load("test/timed", {"seed": 0})
-    [(r, diff)] = store.verify([rec])
-    assert diff == {}
+    [v] = store.verify([rec])
+    assert v.diff == {}
 
 
 @store.experiment("test/interruptible", version=1)
@@ -225,3 +237,25 @@ def test_an_interrupted_experiment_resumes_from_its_checkpoint(records_dir, tmp_
     rec = store.run_or_load("test/interruptible", {"crash_after": 1})
     assert rec.metrics["resumed_from"] == 1.0 and not ckpt.exists()
     assert store.checkpoint_path() is None
+
+
+def test_a_ledger_claim_names_its_records_and_verify_claim_recomputes_it(records_dir, tmp_path):
+    from vidattn import claims
+    from vidattn.stats import compare_records
+    from vidattn.tables import claim_from, claims_ledger, ledger_json
+
+    hi = [store.run_or_load("test/count", {"x": 4, "seed": s}) for s in (0, 1, 2)]
+    lo = [store.run_or_load("test/count", {"x": 3, "seed": s}) for s in (0, 1, 2)]
+    ledger = claims_ledger([claim_from("x = 4 beats x = 3", compare_records("value", "x=4", "x=3", hi, lo)),
+                            {"claim": "quoted", "evidence": "-", "verdict": "not run here"}])
+    row = ledger_json(ledger, [], "99_test", "small")["claims"][0]
+    assert row["verdict"] == "reproduced" and list(row["rests_on"]["a"]) == [f"test/count/{r.key}" for r in hi]
+    (tmp_path / "small").mkdir()
+    (tmp_path / "small" / "99_test.json").write_text(json.dumps(ledger_json(ledger, [], "99_test", "small")))
+    CALLS.clear()
+    r = claims.recheck("99_test", "1", ledgers=tmp_path)
+    assert r.holds and len(CALLS) == 6 and r.fresh.seeds.mean == 2.0  # every record re-run
+    with pytest.raises(ValueError, match="nothing to reproduce"):
+        claims.recheck("99_test", "quoted", ledgers=tmp_path)
+    with pytest.raises(FileNotFoundError, match="no small ledger"):
+        claims.recheck("98_none", "1", ledgers=tmp_path)

@@ -6,6 +6,7 @@
     vidattn store drift
     vidattn store rekey [--code-at REV]
     vidattn store verify [--sample 2 | --all] [--workers N] [--experiment NAME]
+    vidattn store verify --claim CHAPTER:CLAIM [--profile small]
     vidattn data check DATA_ROOT [--workers N]
     vidattn probe [NAME ...] [--update]
 """
@@ -162,30 +163,63 @@ def _drift() -> int:
 
 
 def _verify(sample: int | None, workers: int | None, experiment: str | None = None) -> int:
-    """Re-run current records from scratch; non-zero exit unless at least one ran and all matched."""
+    """Re-run current records from scratch; non-zero exit unless at least one ran and all held.
+
+    In a record's own environment the check is exact; elsewhere each metric is shown beside
+    its row's spread over seeds, and the output says that this is not an exact check.
+    """
     from vidattn import experiments  # noqa: F401  (registers every experiment)
     from vidattn import store
     from vidattn.paths import records_dir
 
-    recs, corrupt = store.scan_records(experiment)
+    everything, corrupt = store.scan_records()
     for path, err in corrupt:
         print(f"CORRUPT {err}")
+    recs = [r for r in everything if experiment is None or r.experiment == experiment]
     current = [r for r in recs if not store.is_stale(r)]
     if len(current) < len(recs):
         print(f"{len(recs) - len(current)} stale record(s) not verified (vidattn store stale lists them)")
     chosen = store.sample_records(current, sample)
-    results = store.verify(chosen, workers=workers or store.default_workers())
-    failed = 0
-    for rec, diff in results:
-        failed += bool(diff)
-        print(f"{'DIFF' if diff else 'OK  '} {rec.experiment} {rec.key}")
-        for name, (stored, fresh) in diff.items():
-            print(f"     {name}: stored {stored}, fresh {fresh}")
-    matched = len(results) - failed
-    print(f"{matched} matched, {failed} differed, {len(corrupt)} corrupt, in {records_dir()}")
+    results = store.verify(chosen, workers=workers or store.default_workers(), store_records=everything)
+    for v in results:
+        rec = v.record
+        if v.exact:
+            print(f"{'OK  ' if v.holds else 'DIFF'} {rec.experiment} {rec.key}: exact (same environment)")
+            for name, (stored, fresh) in v.diff.items():
+                print(f"     {name}: stored {stored}, fresh {fresh}")
+            continue
+        env = ", ".join(f"{k} {rec.versions.get(k)}" for k in ("cpu_capability", "torch", "numpy")
+                        if rec.versions.get(k) != store.environment(store.device_type_of(rec.config)).get(k))
+        print(f"{'OK  ' if v.holds else 'OUT '} {rec.experiment} {rec.key}: NOT an exact check (made with {env}); "
+              f"{len(v.diff)} value(s) differ in their bits; each metric beside its row's {{lo .. hi}} over seeds:")
+        for name, sp in v.spread.items():
+            mark = {True: "in ", False: "OUT", None: "-- "}[sp.within]
+            print(f"     {mark} {name}: fresh {sp.fresh:.4g}, stored row mean {sp.mean:.4g} ± {sp.sd:.2g} "
+                  f"{{{sp.lo:.4g} .. {sp.hi:.4g}}} over {sp.n} seed(s)")
+    held = sum(v.holds for v in results)
+    print(f"{held} held, {len(results) - held} did not, {len(corrupt)} corrupt, in {records_dir()} "
+          f"({sum(v.exact for v in results)} exact, {sum(not v.exact for v in results)} against the seeds' spread)")
     if not results:
         print("nothing was verified: no current record found", file=sys.stderr)
-    return 0 if results and not failed and not corrupt else 1
+    return 0 if results and held == len(results) and not corrupt else 1
+
+
+def _verify_claim(spec: str, profile: str, workers: int | None) -> int:
+    """Re-run the records a ledger claim rests on and recompute it; 0 when the verdict is unchanged."""
+    from vidattn import experiments  # noqa: F401  (registers every experiment)
+    from vidattn import store
+    from vidattn.claims import recheck
+
+    if ":" not in spec:
+        print(f"--claim takes CHAPTER:CLAIM (e.g. 04_sifa:3), got {spec!r}", file=sys.stderr)
+        return 2
+    chapter, claim = spec.split(":", 1)
+    r = recheck(chapter, claim, profile, workers or store.default_workers())
+    print(f"claim: {r.claim}\n  rests on {len(r.records)} record(s), {r.seconds / 60:.1f} min of recorded run time, "
+          f"re-run from scratch here\n  stored verdict: {r.stored}\n  fresh verdict:  {r.fresh.verdict}\n"
+          f"  fresh evidence: {r.fresh.evidence}\n{'HOLDS' if r.holds else 'CHANGED'}: the verdict is "
+          f"{'unchanged' if r.holds else 'not the stored one'}")
+    return 0 if r.holds else 1
 
 
 def _data_check(root: Path, workers: int | None, dataset: str = "") -> int:
@@ -247,6 +281,10 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--all", action="store_true", help="with verify: re-run every current record")
     s.add_argument("--workers", type=int, default=None, help="with verify: parallel processes (one per core)")
     s.add_argument("--experiment", default=None, help="with verify: only records of this experiment")
+    s.add_argument("--claim", default=None, metavar="CHAPTER:CLAIM",
+                   help="with verify: re-run the records a ledger claim rests on and recompute its verdict "
+                        "(CLAIM: its number in the ledger, or text only it contains)")
+    s.add_argument("--profile", default="small", choices=PROFILES, help="with verify --claim: whose ledger")
     s.add_argument("--code-at", default=None, metavar="REV",
                    help="with rekey: compute the old rule with the package source at this git revision")
     d = sub.add_parser("data", help="check a real dataset")
@@ -294,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
         return _drift()
     elif args.action == "rekey":
         return _rekey(args.code_at)
+    elif args.claim:
+        return _verify_claim(args.claim, args.profile, args.workers)
     else:
         return _verify(None if args.all else args.sample, args.workers, args.experiment)
     return 0

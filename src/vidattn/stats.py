@@ -16,12 +16,16 @@ when both point the other way; otherwise *no effect detected*, with the bound
 :math:`|\\Delta|<x`, ``x`` the largest magnitude either 95 % interval admits.
 The *detectable* effect is the true difference that the design finds with 80 % power
 at the 5 % level, given the observed spread.
+
+A comparison made from run records by :func:`compare_records` names them
+(:class:`Sources`), so a ledger claim can say which records it rests on and
+``vidattn store verify --claim`` can re-run them and recompute it (:mod:`vidattn.claims`).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
 
 import numpy as np
 from scipy import stats
@@ -103,6 +107,21 @@ def mcnemar(correct_a: Sequence[Sequence[int]], correct_b: Sequence[Sequence[int
 
 
 @dataclass(frozen=True)
+class Sources:
+    """The records a comparison was computed from, and how (the arguments of :func:`compare_records`)."""
+
+    a: tuple[str, ...]  # "experiment/key" of each seed's record of ``a``, in seed order
+    b: tuple[str, ...]
+    metric: str
+    metric_b: str | None = None
+    clips: tuple[str, str] | None = None
+    clip_mask: tuple[int, ...] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class Comparison:
     """"``a`` beats ``b``" on ``metric``, tested paired."""
 
@@ -112,6 +131,7 @@ class Comparison:
     seeds: SeedInterval
     clips: ClipTest | None
     alpha: float = 1 - LEVEL
+    sources: Sources | None = field(default=None, compare=False)
 
     @property
     def kind(self) -> str:
@@ -166,6 +186,33 @@ def compare(metric: str, a: str, b: str, a_values: Sequence[float], b_values: Se
     seeds = paired_seed_interval(a_values, b_values)
     clips = mcnemar(a_clips, b_clips) if a_clips is not None and b_clips is not None else None
     return Comparison(metric, a, b, seeds, clips)
+
+
+def compare_records(metric: str, a: str, b: str, records_a: Sequence[Any], records_b: Sequence[Any],
+                    metric_b: str | None = None, clips: str | tuple[str, str] | None = None,
+                    clip_mask: Sequence[bool] | None = None, label: str | None = None) -> Comparison:
+    """:func:`compare` of two rows' run records (paired in the given order, seed by seed).
+
+    Values are ``metrics[metric]`` of ``records_a`` and ``metrics[metric_b or metric]`` of
+    ``records_b``; ``clips`` names the per-clip outcomes to test (one name, or one per
+    row), restricted to the clips where ``clip_mask`` is true. ``label`` replaces the
+    metric's name in the evidence. The comparison keeps its :class:`Sources`.
+    """
+    pair = (clips, clips) if isinstance(clips, str) else clips
+    keep = None if clip_mask is None else np.flatnonzero(np.asarray(clip_mask, bool))
+
+    def outcomes(records: Sequence[Any], name: str) -> list[np.ndarray]:
+        out = [np.asarray(r.per_clip[name]) for r in records]
+        return out if keep is None else [o[keep] for o in out]
+
+    comparison = compare(label or metric, a, b, [r.metrics[metric] for r in records_a],
+                         [r.metrics[metric_b or metric] for r in records_b],
+                         outcomes(records_a, pair[0]) if pair else None,
+                         outcomes(records_b, pair[1]) if pair else None)
+    sources = Sources(tuple(f"{r.experiment}/{r.key}" for r in records_a),
+                      tuple(f"{r.experiment}/{r.key}" for r in records_b), metric, metric_b,
+                      tuple(pair) if pair else None, None if keep is None else tuple(int(i) for i in keep))
+    return Comparison(comparison.metric, a, b, comparison.seeds, comparison.clips, sources=sources)
 
 
 def mean_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float, float, float]:

@@ -472,20 +472,102 @@ def _verify_one(name: str, config: dict[str, Any], module: str) -> dict[str, Any
         return execute(name, config)[0]
 
 
-def verify(records: Iterable[Record], workers: int = 1) -> list[tuple[Record, dict[str, tuple[Any, Any]]]]:
-    """Re-run each record from scratch (no caches) and return its exact differences.
-
-    Speed measurements (names ending in :data:`TIMING_SUFFIXES`) are not compared.
-    With ``workers`` > 1 the re-runs go to parallel worker processes.
-    """
+def rerun(records: Iterable[Record], workers: int = 1) -> list[dict[str, Any]]:
+    """Each record's experiment re-run from scratch (no suite, backbone or checkpoint cache is
+    read): the fresh normalised results, in order; ``workers`` > 1 runs them in parallel processes."""
     records = list(records)
     modules = [_experiment(r.experiment).__module__ for r in records]
     if workers > 1 and len(records) > 1:
         with cf.ProcessPoolExecutor(max_workers=min(workers, len(records)), mp_context=mp.get_context("spawn")) as p:
-            fresh = list(p.map(_verify_one, [r.experiment for r in records], [r.config for r in records], modules))
-    else:
-        fresh = [_verify_one(r.experiment, r.config, m) for r, m in zip(records, modules)]
-    return [(r, compare_results(r.result, f)) for r, f in zip(records, fresh)]
+            return list(p.map(_verify_one, [r.experiment for r in records], [r.config for r in records], modules))
+    return [_verify_one(r.experiment, r.config, m) for r, m in zip(records, modules)]
+
+
+def same_environment(rec: Record) -> bool:
+    """Whether this process runs ``rec``'s computation as it was run: same library versions, device
+    type, CPU instruction set, threads and world size (its stored provenance); then a re-run is exact."""
+    return rec.versions == environment(device_type_of(rec.config))
+
+
+@dataclass(frozen=True)
+class Spread:
+    """A fresh metric beside its row's values over seeds (:func:`row_of`)."""
+
+    fresh: float
+    mean: float
+    sd: float
+    lo: float
+    hi: float
+    n: int
+
+    @property
+    def within(self) -> bool | None:
+        """Inside the seeds' range widened by one seed standard deviation (None: one seed, no spread)."""
+        if self.n < 2:
+            return None
+        return self.lo - self.sd - 1e-9 <= self.fresh <= self.hi + self.sd + 1e-9
+
+
+def row_of(rec: Record, records: Iterable[Record]) -> list[Record]:
+    """The records of ``rec``'s row: the same experiment and config but for the seed."""
+    strip = {k: v for k, v in rec.config.items() if k != "seed"}
+    return [r for r in records if r.experiment == rec.experiment
+            and {k: v for k, v in r.config.items() if k != "seed"} == strip]
+
+
+def row_spread(rec: Record, fresh: dict[str, Any], records: Iterable[Record]) -> dict[str, Spread]:
+    """Each fresh metric of ``rec`` beside the spread of its row over seeds (speed measurements left out)."""
+    row = row_of(rec, records)
+    out = {}
+    for k, v in sorted(fresh.get("metrics", {}).items()):
+        vals = [float(r.metrics[k]) for r in row if isinstance(r.metrics.get(k), (int, float))]
+        if is_timing(k) or not isinstance(v, (int, float)) or not vals:
+            continue
+        mean = sum(vals) / len(vals)
+        sd = math.sqrt(sum((x - mean) ** 2 for x in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
+        out[k] = Spread(float(v), mean, sd, min(vals), max(vals), len(vals))
+    return out
+
+
+@dataclass(frozen=True)
+class Verification:
+    """A record re-run: exact differences in its own environment, else metrics beside their row's spread."""
+
+    record: Record
+    exact: bool
+    diff: dict[str, tuple[Any, Any]]
+    spread: dict[str, Spread]
+
+    @property
+    def holds(self) -> bool:
+        if self.exact:
+            return not self.diff
+        return all(s.within is not False for s in self.spread.values())
+
+
+def verify(records: Iterable[Record], workers: int = 1, store_records: Iterable[Record] | None = None
+           ) -> list[Verification]:
+    """Re-run each record from scratch (no caches) and check it.
+
+    In the record's own environment (:func:`same_environment`) metrics, curves, examples and
+    per-clip outcomes must match exactly (speed measurements, names ending in
+    :data:`TIMING_SUFFIXES`, exempt). Elsewhere kernels differ, so no exact match is
+    promised: each fresh metric is reported beside the spread of the record's row over
+    seeds among ``store_records`` (default: every record of the store) and holds when it
+    lies in the seeds' range widened by one standard deviation.
+    """
+    records = list(records)
+    fresh = rerun(records, workers)
+    pool = None
+    out = []
+    for r, f in zip(records, fresh):
+        if same_environment(r):
+            out.append(Verification(r, True, compare_results(r.result, f), {}))
+            continue
+        if pool is None:
+            pool = list(store_records) if store_records is not None else scan_records()[0]
+        out.append(Verification(r, False, compare_results(r.result, f), row_spread(r, f, pool)))
+    return out
 
 
 def sample_records(records: list[Record], n: int | None, seed: int = 0) -> list[Record]:

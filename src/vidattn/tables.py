@@ -68,19 +68,27 @@ def verdict_kind(verdict: str) -> str:
     raise ValueError(f"verdict {verdict!r} is not one of {VERDICT_KINDS}")
 
 
-def claim_from(text: str, comparison: Comparison, gates: Sequence[GateResult] = ()) -> dict[str, str]:
-    """A ledger row from a paired comparison; a failed gate replaces the verdict."""
+def claim_from(text: str, comparison: Comparison, gates: Sequence[GateResult] = ()) -> dict[str, Any]:
+    """A ledger row from a paired comparison; a failed gate replaces the verdict. A comparison
+    made from records (:func:`vidattn.stats.compare_records`) adds what the claim rests on."""
     failed = [g.gate.name for g in gates if not g.passed]
     verdict = NOT_LEARNED if failed else comparison.verdict
     evidence = comparison.evidence + (f" (gate failed: {', '.join(failed)})" if failed else "")
-    return {"claim": text, "evidence": evidence, "verdict": verdict}
+    row: dict[str, Any] = {"claim": text, "evidence": evidence, "verdict": verdict}
+    if comparison.sources is not None:
+        row["rests_on"] = {**comparison.sources.as_dict(), "a_name": comparison.a, "b_name": comparison.b,
+                           "label": comparison.metric, "gates_failed": failed}
+    return row
 
 
-def claims_ledger(claims: list[dict[str, str]]) -> pd.DataFrame:
-    """The chapter's closing table: claim, our evidence, verdict (validated)."""
+def claims_ledger(claims: list[dict[str, Any]]) -> pd.DataFrame:
+    """The chapter's closing table: claim, our evidence, verdict (validated). What each claim
+    rests on (when known) travels in ``attrs["rests_on"]`` to :func:`publish_ledger`."""
     for c in claims:
         verdict_kind(str(c.get("verdict")))
-    return pd.DataFrame(claims, columns=["claim", "evidence", "verdict"]).set_index("claim")
+    ledger = pd.DataFrame(claims, columns=["claim", "evidence", "verdict"]).set_index("claim")
+    ledger.attrs["rests_on"] = {c["claim"]: c["rests_on"] for c in claims if "rests_on" in c}
+    return ledger
 
 
 def verdict_counts(ledger: pd.DataFrame) -> dict[str, int]:
@@ -96,10 +104,21 @@ def glance(ledger: pd.DataFrame, gates: Sequence[GateResult]) -> str:
     return f"**Gates** {passed} of {len(gates)} passed. **Verdicts** {kinds}."
 
 
+def ledger_json(ledger: pd.DataFrame, gates: Sequence[GateResult], chapter: str, profile: str) -> dict[str, Any]:
+    """What the scorecard and ``vidattn store verify --claim`` read of a chapter's ledger."""
+    rests_on = ledger.attrs.get("rests_on", {})
+    return {
+        "chapter": chapter, "profile": profile,
+        "gates": [{**g.row(), "passed": g.passed} for g in gates],
+        "claims": [{"claim": c, **row, **({"rests_on": rests_on[c]} if c in rests_on else {})}
+                   for c, row in ledger.to_dict(orient="index").items()],
+    }
+
+
 def publish_ledger(ledger: pd.DataFrame, gates: Sequence[GateResult], chapter: str, output_dir: Path,
                    profile: str) -> str:
     """Show the ledger's summary, glue it for the chapter's opening box ("verdicts"), and save the
-    ledger as ``output_dir/ledgers/<profile>/<chapter>.json`` for the scorecard page."""
+    ledger as ``output_dir/ledgers/<profile>/<chapter>.json`` (:func:`ledger_json`)."""
     from IPython.display import Markdown, display
     from myst_nb import glue
 
@@ -108,11 +127,7 @@ def publish_ledger(ledger: pd.DataFrame, gates: Sequence[GateResult], chapter: s
     display(Markdown(text))
     out = Path(output_dir) / "ledgers" / profile / f"{chapter}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        "chapter": chapter, "profile": profile,
-        "gates": [{**g.row(), "passed": g.passed} for g in gates],
-        "claims": [{"claim": c, **row} for c, row in ledger.to_dict(orient="index").items()],
-    }, indent=1))
+    out.write_text(json.dumps(ledger_json(ledger, gates, chapter, profile), indent=1))
     return text
 
 
