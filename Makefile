@@ -57,7 +57,8 @@ retrain: install
 	VIDATTN_RETRAIN=1 $(PY) -m vidattn.cli run-all --profile small --out-dir $(EXECUTED)
 	$(PY) -m vidattn.cli store stale --delete
 
-## re-run a sample of committed records from scratch and compare them exactly
+## re-run a sample of committed records from scratch: exact in their own environment, else against
+## the spread of their row over seeds (said so); `vidattn store verify --claim` re-checks a verdict
 verify: install
 	$(PY) -m vidattn.cli store verify --sample 2
 

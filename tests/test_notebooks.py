@@ -15,7 +15,7 @@ def test_exactly_one_parameters_cell_with_the_shared_names(path):
     nb = jupytext.read(path)
     params = parameters_of(nb)  # raises unless exactly one tagged cell
     # the scorecard and the full-size page train nothing: they take only the profile and the output folder
-    reference_pages = ("90_full_size", "99_scorecard")
+    reference_pages = ("90_full_size", "95_reproducibility", "99_scorecard")
     assert tuple(params) == (("profile", "output_dir") if path.stem in reference_pages else CHAPTER_PARAMETERS)
     assert params["profile"] == "small", "the committed default is the CPU scaled-down profile"
     header = path.read_text().split("---")[1]
@@ -66,3 +66,18 @@ def test_code_on_the_page_fits_88_columns(path):
     long = [(i, c.source.splitlines()[i][:50]) for c in jupytext.read(path).cells if c.cell_type == "code"
             for i in range(len(c.source.splitlines())) if len(c.source.splitlines()[i]) > 88]
     assert not long, f"{path.name}: code lines over 88 columns: {long[:3]}"
+
+
+def test_a_killed_chapter_run_leaves_nothing_in_the_book_tree(tmp_path, monkeypatch):
+    """A run killed mid-chapter must leave no notebook (complete-looking or temporary) where Sphinx reads."""
+    import papermill
+
+    def killed(input_path, output_path, **kw):
+        Path(output_path).write_text("{}")  # papermill writes its output as it goes
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(papermill, "execute_notebook", killed)
+    out = tmp_path / "book" / "_executed" / "01_data_suites.ipynb"
+    with pytest.raises(KeyboardInterrupt):
+        run_chapter(chapters()[0], out, {"profile": "smoke"})
+    assert list(out.parent.iterdir()) == []

@@ -46,12 +46,14 @@ CUSTOM_FORMULAS = {
 }
 
 
-def count_macs(model: nn.Module, *inputs: torch.Tensor) -> int:
-    """Multiply-adds of one forward pass of ``model(*inputs)`` (no gradients)."""
+def count_macs(model: nn.Module, *inputs: torch.Tensor, formulas: dict[Any, Any] | None = None) -> int:
+    """Multiply-adds of one forward pass of ``model(*inputs)`` (no gradients); ``formulas`` adds
+    FLOP formulas for ops the counter does not know (see :mod:`vidattn.sampling_flops`)."""
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=CUSTOM_FORMULAS) as counter:
+        with torch.no_grad(), FlopCounterMode(display=False, custom_mapping={**CUSTOM_FORMULAS, **(formulas or {})}
+                                              ) as counter:
             model(*inputs)
     finally:
         model.train(was_training)

@@ -390,9 +390,9 @@ def _values(result: dict[str, Any]) -> dict[str, float]:
     examples = result.get("examples", {})
     groups = examples.items() if isinstance(examples, dict) else enumerate(examples)
     for name, value in groups:
-        x = np.array(list(_numbers(value).values()), float)
-        out.update({f"examples/{name}/count": float(len(x)), f"examples/{name}/mean": float(x.mean()) if len(x) else 0.0,
-                    f"examples/{name}/mean_abs": float(np.abs(x).mean()) if len(x) else 0.0})
+        x = np.array(list(_numbers(value).values()) or [0.0], float)
+        out.update({f"examples/{name}/count": float(len(_numbers(value))), f"examples/{name}/mean": float(x.mean()),
+                    f"examples/{name}/mean_abs": float(np.abs(x).mean())})
     return out
 
 

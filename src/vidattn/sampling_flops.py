@@ -13,9 +13,8 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-from torch.utils.flop_counter import FlopCounterMode
 
-from vidattn.flops import CUSTOM_FORMULAS
+from vidattn.flops import count_macs
 
 aten = torch.ops.aten
 
@@ -29,14 +28,4 @@ def _grid_sampler_flops(input_shape, grid_shape, *args: Any, out_shape=None, **k
 
 def count_macs_with_sampling(model: nn.Module, *inputs: torch.Tensor, opaque: bool = False) -> int:
     """Multiply-adds of ``model(*inputs)``, bilinear sampling included (4 per output element) unless ``opaque``."""
-    mapping = dict(CUSTOM_FORMULAS)
-    if not opaque:
-        mapping[aten.grid_sampler_2d] = _grid_sampler_flops
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=mapping) as counter:
-            model(*inputs)
-    finally:
-        model.train(was_training)
-    return counter.get_total_flops() // 2
+    return count_macs(model, *inputs, formulas=None if opaque else {aten.grid_sampler_2d: _grid_sampler_flops})

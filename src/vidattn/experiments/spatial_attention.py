@@ -35,7 +35,7 @@ import torch.nn as nn
 
 from vidattn.data.glyph import GlyphSuiteConfig, glyph_suite, load_glyph_split
 from vidattn.data.suites import ClipDataset, SuiteArrays
-from vidattn.engine.evaluate import predict
+from vidattn.engine.evaluate import predict, topk_accuracy
 from vidattn.engine.train import TrainConfig, fit, seed_everything
 from vidattn.files import load_tensors, save_atomic
 from vidattn.flops import count_params
@@ -65,10 +65,6 @@ def stage1_path(config: dict[str, Any]) -> Path:
     return cache_path("spatial/backbone", {k: config.get(k) for k in STAGE1_FIELDS}, device_type_of(config), ".pt")
 
 
-def top1(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    return 100.0 * float((logits.argmax(1) == labels).float().mean())
-
-
 def pretrained(config: dict[str, Any], train_set: ClipDataset, test: ClipDataset
                ) -> tuple[TCNN, dict[str, list[float]]]:
     """Stage 1: T-CNN-S trained alone, with its held-out top-1 per epoch; cached (module docstring).
@@ -86,7 +82,7 @@ def pretrained(config: dict[str, Any], train_set: ClipDataset, test: ClipDataset
         return model, {k: state[k].tolist() for k in ("train_loss", "test_top1")}
 
     def held_out(m: nn.Module, epoch: int) -> dict[str, float]:
-        out = {"test_top1": top1(*predict(m, test, device=config["device"]))}
+        out = {"test_top1": topk_accuracy(*predict(m, test, device=config["device"]), (1,))["top1"]}
         m.train()
         return out
 
@@ -182,9 +178,9 @@ def entropy_switch(net: ZoomNetwork, test: ClipDataset, labels: torch.Tensor) ->
         for name, delta in DELTAS.items():
             net.delta = delta
             logits = branch_logits(net, test, "meanfield")
-            out[f"delta {name}: total"] = top1(logits["total"], labels)
+            out[f"delta {name}: total"] = topk_accuracy(logits["total"], labels, (1,))["top1"]
             if "D" in logits:
-                out[f"delta {name}: D"] = top1(logits["D"], labels)
+                out[f"delta {name}: D"] = topk_accuracy(logits["D"], labels, (1,))["top1"]
     finally:
         net.delta = kept
     video = torch.stack([test[i]["video"] for i in range(min(100, len(test)))])
@@ -267,21 +263,23 @@ def train(config: dict[str, Any]) -> dict[str, Any]:
     net.cpu().eval()
     labels = labels_of(test)
     logits = branch_logits(net, test, "meanfield")
-    metrics = {f"{k}_top1": top1(v, labels) for k, v in logits.items()}
+    metrics = {f"{k}_top1": topk_accuracy(v, labels, (1,))["top1"] for k, v in logits.items()}
     per_clip = {f"{k}_top1": (v.argmax(1) == labels).int().tolist() for k, v in logits.items()}
     if net.branches != ["O"]:
         for split in EVAL_SPLITS[1:]:
-            metrics[f"total_top1_{split}"] = top1(branch_logits(net, test, split)["total"], labels)
+            split_logits = branch_logits(net, test, split)["total"]
+            metrics[f"total_top1_{split}"] = topk_accuracy(split_logits, labels, (1,))["top1"]
         draws = [branch_logits(net, test, "random", generator_seed=d)["total"] for d in range(MC_DRAWS)]
-        accs = [top1(d, labels) for d in draws]
-        metrics["total_top1_mc_mean"] = top1(torch.stack([d.softmax(1) for d in draws]).mean(0), labels)
+        accs = [topk_accuracy(d, labels, (1,))["top1"] for d in draws]
+        mean_probs = torch.stack([d.softmax(1) for d in draws]).mean(0)
+        metrics["total_top1_mc_mean"] = topk_accuracy(mean_probs, labels, (1,))["top1"]
         metrics["total_top1_mc_std"] = float(np.std(accs))
         metrics.update(zoom_statistics(net, test_arrays, cfg, min(100, len(test))))
         metrics.update(entropy_switch(net, test, labels))
     metrics.update(per_frame(net, test_arrays, test))
     for order in ("reversed", "shuffled"):
         lg, _ = predict(net, test, order=order, forward=lambda m, v: m(v, split="meanfield")["total"])
-        metrics[f"{order}_top1"] = top1(lg, labels)
+        metrics[f"{order}_top1"] = topk_accuracy(lg, labels, (1,))["top1"]
     metrics["params"] = float(count_params(net))
     metrics["train_clips_per_second"] = res.clips_per_second
     curves = {"loss": [h["train_loss"] for h in res.history], "acc": [h["train_acc"] for h in res.history],
