@@ -172,7 +172,7 @@ def test_a_failed_chapter_run_leaves_no_notebook(tmp_path):
         '''))
     out = tmp_path / "out" / "99_broken.ipynb"
     out.parent.mkdir()
-    (out.parent / ".99_broken.123.partial.ipynb").write_text("{}")  # left by an earlier killed run
+    (out.parent / ".99_broken.ipynb.123.tmp").write_text("{}")  # left by a run killed as it copied
     with pytest.raises(Exception, match="killed halfway"):
         cli.run_chapter(chapter, out, {"profile": "smoke"})
     assert not out.exists() and list(out.parent.iterdir()) == []

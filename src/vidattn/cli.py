@@ -50,8 +50,8 @@ def run_chapter(src: Path, out: Path, params: dict[str, Any], prepare_only: bool
 
     Both temporaries (the converted input and papermill's output) live in a fresh folder
     outside the book's source tree, so a killed run leaves nothing that Sphinx would read;
-    only when every cell has run is the notebook copied beside ``out`` under a hidden
-    ``.partial`` name and renamed onto it, so a failed run never leaves a notebook that
+    only when every cell has run is the notebook copied into place atomically
+    (:func:`vidattn.files.write_atomic`), so a failed run never leaves a notebook that
     looks complete (the hidden copies of runs killed in that instant are removed first).
     Under ``torchrun`` (``torchrun --nproc_per_node=N -m vidattn.cli run ...``) every rank
     executes the chapter, its kernel joins the process group, and only rank 0 writes ``out``.
@@ -61,6 +61,8 @@ def run_chapter(src: Path, out: Path, params: dict[str, Any], prepare_only: bool
     import jupytext
     import nbformat
     import papermill
+
+    from vidattn.files import write_atomic
 
     src, out = Path(src), Path(out)
     if not src.is_file():
@@ -76,7 +78,7 @@ def run_chapter(src: Path, out: Path, params: dict[str, Any], prepare_only: bool
     out.parent.mkdir(parents=True, exist_ok=True)
     rank0 = int(os.environ.get("RANK", "0")) == 0
     if rank0:
-        for stale in out.parent.glob(f".{out.stem}.*.partial.ipynb"):
+        for stale in out.parent.glob(f".{out.name}.*.tmp"):
             stale.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"vidattn-{out.stem}-") as tmp:
         tmp_in, executed = Path(tmp) / "in.ipynb", Path(tmp) / "out.ipynb"
@@ -86,12 +88,7 @@ def run_chapter(src: Path, out: Path, params: dict[str, Any], prepare_only: bool
                                    progress_bar=False)
         _label_parameters(executed)
         if rank0:  # under torchrun every rank runs the chapter; rank 0 keeps it
-            partial = out.with_name(f".{out.stem}.{os.getpid()}.partial.ipynb")
-            try:
-                shutil.copyfile(executed, partial)
-                os.replace(partial, out)
-            finally:
-                partial.unlink(missing_ok=True)
+            write_atomic(out, lambda tmp: shutil.copyfile(executed, tmp))
 
 
 def _label_parameters(path: Path) -> None:

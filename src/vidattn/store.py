@@ -66,6 +66,7 @@ from typing import Any, Callable, Iterable, Iterator
 import torch
 
 from vidattn.engine.determinism import environment, fixed_numerics
+from vidattn.files import write_atomic
 from vidattn.fingerprint import canonical_json, code_fingerprint, sha256
 from vidattn.identity import declare, identity_of, key_from, key_of, versions_of
 from vidattn.paths import data_dir, records_dir
@@ -257,11 +258,8 @@ def runs_logged(log: Path) -> list[tuple[str, str, float]]:
 
 
 def write_record(rec: Record, path: Path) -> None:
-    """Write ``rec`` to ``path`` atomically (a temporary, then a rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(rec.to_json())
-    os.replace(tmp, path)
+    """Write ``rec`` to ``path`` atomically (:func:`vidattn.files.write_atomic`)."""
+    write_atomic(path, lambda tmp: tmp.write_text(rec.to_json()))
 
 
 def _rank() -> int:
