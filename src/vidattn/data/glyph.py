@@ -80,11 +80,6 @@ class GlyphSuiteConfig:
         return [f"glyph {c // 2}{'ab'[c % 2]}" for c in range(self.num_classes)]
 
     @property
-    def partner(self) -> list[int | None]:
-        """No class changes under reversal (the glyph does not depend on time)."""
-        return [None] * self.num_classes
-
-    @property
     def box(self) -> int:
         """Side of the glyph's box in pixels."""
         return 5 if self.glyph_scale == 1 else 12

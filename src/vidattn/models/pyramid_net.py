@@ -81,12 +81,8 @@ class SegmentNet(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.fc = nn.Linear(WIDTHS[-1], num_classes)
 
-    def stage_maps(self, video: torch.Tensor) -> list[torch.Tensor]:
-        """Every stage's pre-ReLU map per frame, (B, K, C_j, H_j, W_j)."""
-        return stage_maps(self.trunk, video)
-
     def attend(self, video: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
-        maps = self.stage_maps(video)
+        maps = stage_maps(self.trunk, video)
         if self.pyramid is None:  # TSN: average consensus of per-frame scores
             top = maps[-1]
             logits = self.fc(self.drop(F.relu(top).mean((3, 4))))
