@@ -188,7 +188,7 @@ def _verify(sample: int | None, workers: int | None, experiment: str | None = No
         env = ", ".join(f"{k} {rec.versions.get(k)}" for k in ("cpu_capability", "torch", "numpy")
                         if rec.versions.get(k) != store.environment(store.device_type_of(rec.config)).get(k))
         print(f"{'OK  ' if v.holds else 'OUT '} {rec.experiment} {rec.key}: NOT an exact check (made with {env}); "
-              f"{len(v.diff)} value(s) differ in their bits; each metric beside its row's {{lo .. hi}} over seeds:")
+              f"{len(v.diff)} result entr(ies) differ from the stored ones; each metric beside its row's {{lo .. hi}} over seeds:")
         for name, sp in v.spread.items():
             mark = {True: "in ", False: "OUT", None: "-- "}[sp.within]
             print(f"     {mark} {name}: fresh {sp.fresh:.4g}, stored row mean {sp.mean:.4g} ± {sp.sd:.2g} "
