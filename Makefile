@@ -41,16 +41,16 @@ publish: book
 ## reads the ledgers the chapters write) while the other tests spread over pytest-xdist workers
 test: install
 	rm -rf _build/test-records && mkdir -p _build
-	VIDATTN_RECORDS_DIR=_build/test-records $(PY) -m pytest tests/reference --nbval-lax --nbval-current-env \
+	VIDATTN_RECORDS_DIR=$(CURDIR)/_build/test-records $(PY) -m pytest tests/reference --nbval-lax --nbval-current-env \
 		--nbval-cell-timeout=600 -p no:cacheprovider -q > _build/nbval.log 2>&1 & nbval=$$!; \
-	VIDATTN_RECORDS_DIR=_build/test-records $(PY) -m pytest tests -p no:cacheprovider --durations=10 -n auto --dist worksteal; \
+	VIDATTN_RECORDS_DIR=$(CURDIR)/_build/test-records $(PY) -m pytest tests -p no:cacheprovider --durations=10 -n auto --dist worksteal; \
 	rc=$$?; wait $$nbval; nrc=$$?; echo "--- nbval on tests/reference:"; cat _build/nbval.log; \
 	test $$rc -eq 0 && test $$nrc -eq 0
 
 ## regenerate the smoke reference notebooks nbval compares against (after editing a chapter)
 references: install
 	rm -rf _build/ref-records
-	VIDATTN_RECORDS_DIR=_build/ref-records $(PY) -m vidattn.cli run-all --profile smoke --out-dir $(REFERENCES) -p seeds 2
+	VIDATTN_RECORDS_DIR=$(CURDIR)/_build/ref-records $(PY) -m vidattn.cli run-all --profile smoke --out-dir $(REFERENCES) -p seeds 2
 
 ## re-run every small-profile experiment from scratch and drop records that no longer match
 retrain: install

@@ -176,3 +176,11 @@ def test_a_failed_chapter_run_leaves_no_notebook(tmp_path):
     with pytest.raises(Exception, match="killed halfway"):
         cli.run_chapter(chapter, out, {"profile": "smoke"})
     assert not out.exists() and list(out.parent.iterdir()) == []
+
+
+def test_a_relative_store_folder_is_taken_from_the_repository_root(monkeypatch, tmp_path):
+    from vidattn import paths
+
+    monkeypatch.chdir(tmp_path)  # a chapter's kernel runs in notebooks/, its caller elsewhere
+    monkeypatch.setenv("VIDATTN_RECORDS_DIR", "_build/some-records")
+    assert paths.records_dir() == ROOT / "_build" / "some-records"

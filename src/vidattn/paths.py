@@ -7,13 +7,18 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+def _from_env(name: str) -> Path | None:
+    """``$name`` as a path; a relative one is taken from the repository root, not from the
+    working folder (a chapter's kernel runs in ``notebooks/``, its caller elsewhere)."""
+    env = os.environ.get(name)
+    return None if not env else Path(env) if Path(env).is_absolute() else REPO_ROOT / env
+
+
 def data_dir() -> Path:
     """``$VIDATTN_DATA_DIR`` if set, else the repository's ``data/`` folder."""
-    env = os.environ.get("VIDATTN_DATA_DIR")
-    return Path(env) if env else REPO_ROOT / "data"
+    return _from_env("VIDATTN_DATA_DIR") or REPO_ROOT / "data"
 
 
 def records_dir() -> Path:
     """Committed run records (the result store); ``$VIDATTN_RECORDS_DIR`` overrides."""
-    env = os.environ.get("VIDATTN_RECORDS_DIR")
-    return Path(env) if env else data_dir() / "records"
+    return _from_env("VIDATTN_RECORDS_DIR") or data_dir() / "records"
