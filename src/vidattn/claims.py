@@ -3,8 +3,9 @@
 A chapter's ledger (``notebooks/outputs/ledgers/<profile>/<chapter>.json``, written by
 :func:`vidattn.tables.publish_ledger`) says for each claim made from run records which
 records it rests on and how they were compared (:class:`vidattn.stats.Sources`).
-:func:`recheck` re-runs every one of those records from scratch (an empty data folder:
-suites, backbones and checkpoints are rebuilt), recomputes the comparison over the
+:func:`recheck` re-runs every one of those records from scratch (one empty data folder
+for the claim: suites and the stage-1 backbones its records share are rebuilt, once),
+recomputes the comparison over the
 fresh results, and reports whether the verdict is unchanged. On another CPU or other
 library versions the fresh numbers differ in their last bits and, through training,
 beyond; a verdict is what must hold, and that is the check that matters on a reader's
@@ -98,6 +99,6 @@ def recheck(chapter: str, claim: str, profile: str = "small", workers: int = 1,
                          "(its comparison is not made from run records); it cannot be re-checked here")
     refs = list(dict.fromkeys(rests["a"] + rests["b"]))
     stored = [_stored(k) for k in refs]
-    fresh = [replace(r, result=result) for r, result in zip(stored, store.rerun(stored, workers))]
+    fresh = [replace(r, result=result) for r, result in zip(stored, store.rerun(stored, workers, shared=True))]
     comparison = comparison_of(rests, dict(zip(refs, fresh)))
     return Recheck(chapter, row["claim"], row["verdict"], comparison, stored, sum(r.wall_seconds for r in stored))

@@ -425,11 +425,16 @@ def stale_records() -> list[Record]:
 
 
 @contextmanager
-def scratch_data_dir() -> Iterator[Path]:
-    """Run with an empty data folder (no suite, cache or checkpoint is read); records stay put."""
+def scratch_data_dir(folder: Path | None = None) -> Iterator[Path]:
+    """Run with an empty data folder (no suite, cache or checkpoint is read); records stay put.
+
+    With ``folder`` (an empty folder the caller made and removes) runs share it, so what
+    they have in common (a suite, a stage-1 backbone) is made once, by the first that needs it.
+    """
     keep = {k: os.environ.get(k) for k in ("VIDATTN_DATA_DIR", "VIDATTN_RECORDS_DIR")}
     os.environ["VIDATTN_RECORDS_DIR"] = str(records_dir())
-    with tempfile.TemporaryDirectory(prefix="vidattn-verify-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="vidattn-verify-") as own:
+        tmp = str(folder) if folder is not None else own
         os.environ["VIDATTN_DATA_DIR"] = tmp
         try:
             yield Path(tmp)
@@ -464,21 +469,27 @@ def _short(v: Any) -> Any:
     return v if len(text) <= 60 else text[:57] + "..."
 
 
-def _verify_one(name: str, config: dict[str, Any], module: str) -> dict[str, Any]:
+def _verify_one(name: str, config: dict[str, Any], module: str, folder: str | None = None) -> dict[str, Any]:
     importlib.import_module(module)
-    with scratch_data_dir():
+    with scratch_data_dir(Path(folder) if folder else None):
         return execute(name, config)[0]
 
 
-def rerun(records: Iterable[Record], workers: int = 1) -> list[dict[str, Any]]:
-    """Each record's experiment re-run from scratch (no suite, backbone or checkpoint cache is
-    read): the fresh normalised results, in order; ``workers`` > 1 runs them in parallel processes."""
+def rerun(records: Iterable[Record], workers: int = 1, shared: bool = False) -> list[dict[str, Any]]:
+    """Each record's experiment re-run from scratch (no suite, backbone or checkpoint cache that
+    existed before is read): the fresh normalised results, in order; ``workers`` > 1 runs them
+    in parallel processes. ``shared`` gives the re-runs one empty data folder (what they share,
+    such as a stage-1 backbone, is made once among them) instead of one each."""
     records = list(records)
     modules = [_experiment(r.experiment).__module__ for r in records]
-    if workers > 1 and len(records) > 1:
-        with cf.ProcessPoolExecutor(max_workers=min(workers, len(records)), mp_context=mp.get_context("spawn")) as p:
-            return list(p.map(_verify_one, [r.experiment for r in records], [r.config for r in records], modules))
-    return [_verify_one(r.experiment, r.config, m) for r, m in zip(records, modules)]
+    with tempfile.TemporaryDirectory(prefix="vidattn-rerun-") as tmp:
+        folders = [tmp if shared else None] * len(records)
+        args = ([r.experiment for r in records], [r.config for r in records], modules, folders)
+        if workers > 1 and len(records) > 1:
+            with cf.ProcessPoolExecutor(max_workers=min(workers, len(records)), mp_context=mp.get_context("spawn")
+                                        ) as p:
+                return list(p.map(_verify_one, *args))
+        return [_verify_one(*a) for a in zip(*args)]
 
 
 def same_environment(rec: Record) -> bool:
