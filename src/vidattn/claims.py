@@ -71,7 +71,9 @@ def comparison_of(rests_on: dict[str, Any], records: dict[str, store.Record]) ->
 
 
 def cost_seconds(row: dict[str, Any]) -> float:
-    """Recorded run time of the records a ledger row rests on (inf when it names none)."""
+    """Recorded run time of the records a ledger row rests on (inf when it names none). A stage-1
+    backbone the records share through a cache is counted only in the record that trained it, if
+    any of them did: a lower bound on what a re-run from scratch costs."""
     rests = row.get("rests_on")
     if not rests:
         return float("inf")
