@@ -211,7 +211,11 @@ def _verify_claim(spec: str, profile: str, workers: int | None) -> int:
         print(f"--claim takes CHAPTER:CLAIM (e.g. 04_sifa:3), got {spec!r}", file=sys.stderr)
         return 2
     chapter, claim = spec.split(":", 1)
-    r = recheck(chapter, claim, profile, workers or store.default_workers())
+    try:
+        r = recheck(chapter, claim, profile, workers or store.default_workers())
+    except (ValueError, FileNotFoundError) as e:  # no ledger, no such claim, nothing to re-check
+        print(f"vidattn store verify --claim: {e}", file=sys.stderr)
+        return 2
     print(f"claim: {r.claim}\n  rests on {len(r.records)} record(s), {r.seconds / 60:.1f} min of recorded run time "
           "(a stage-1 backbone they share through a cache counts only where it was trained), "
           f"re-run from scratch here\n  stored verdict: {r.stored}\n  fresh verdict:  {r.fresh.verdict}\n"
