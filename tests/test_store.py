@@ -259,3 +259,12 @@ def test_a_ledger_claim_names_its_records_and_verify_claim_recomputes_it(records
         claims.recheck("99_test", "quoted", ledgers=tmp_path)
     with pytest.raises(FileNotFoundError, match="no small ledger"):
         claims.recheck("98_none", "1", ledgers=tmp_path)
+
+
+def test_verify_claim_errors_are_one_line(records_dir, capsys):
+    from vidattn import cli
+
+    assert cli.main(["store", "verify", "--claim", "04_sifa"]) == 2
+    assert cli.main(["store", "verify", "--claim", "98_none:1", "--profile", "smoke"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "CHAPTER:CLAIM" in err[0] and "no smoke ledger" in err[1]
