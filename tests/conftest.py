@@ -3,6 +3,8 @@ import os
 import pytest
 import torch
 
+from vidattn.core.identity import cache_path
+
 # under pytest-xdist (``make test`` runs one worker per core) each worker keeps to one thread
 torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
 
@@ -30,3 +32,8 @@ LONG_FIRST = ("test_full_path.py", "test_book.py", "test_premise.py")
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.path.name not in LONG_FIRST)
+
+
+def stage1_file(module, config: dict) -> "os.PathLike":
+    """Where experiment ``module``'s stage-1 cache for ``config`` lives (its ``STAGE1`` and fields)."""
+    return cache_path(module.STAGE1, {k: config.get(k) for k in module.STAGE1_FIELDS}, "cpu", ".pt")

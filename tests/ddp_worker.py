@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 from torch.utils.data import Dataset
 
-from vidattn.engine.distributed import init_from_env
+from vidattn.core.distributed import init_from_env
 from vidattn.engine.train import TrainConfig, fit, seed_everything
 
 

@@ -6,16 +6,19 @@ from __future__ import annotations
 import sys
 
 from real_fixtures import CIDC_OVERRIDE, DIRECFORMER_OVERRIDE
-from vidattn import profiles
-from vidattn.experiments import cidc_configs, direcformer_configs
-from vidattn.store import run_many
+
+import vidattn.catalog  # noqa: F401  (registers every experiment)
+from vidattn.core import profiles
+from vidattn.core.store import run_many
+from vidattn.papers.cidc import rows as cidc_rows
+from vidattn.papers.direcformer import rows as direcformer_rows
 
 if __name__ == "__main__":
     ucf, vit, r50, out = sys.argv[1:5]
     ctx = profiles.setup("full", 1, "cpu", ucf, out, weights=vit, size_override=DIRECFORMER_OVERRIDE)
-    run_many("direcformer/real", direcformer_configs.real_runs(ctx)[:1])
+    run_many("direcformer/real", direcformer_rows.real_runs(ctx)[:1])
     ctx = profiles.setup("full", 1, "cpu", ucf, out, weights=r50, size_override=CIDC_OVERRIDE)
-    run_many("cidc/real", cidc_configs.real_runs(ctx)[1:])  # CIDC (full): both stages under DDP
-    synthetic = direcformer_configs.run_config("full", "order", "S-S", 0, 0, 0, "cpu",
-                                               override=DIRECFORMER_OVERRIDE)
+    run_many("cidc/real", cidc_rows.real_runs(ctx)[1:])  # CIDC (full): both stages under DDP
+    synthetic = direcformer_rows.run_config(profiles.context("full", size_override=DIRECFORMER_OVERRIDE),
+                                               "order", "S-S", 0, 0, 0)
     run_many("direcformer/train", [synthetic])

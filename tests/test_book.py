@@ -14,7 +14,7 @@ import nbformat
 import pytest
 
 from vidattn.cli import chapters
-from vidattn.plotting import OUTPUT_WIDTH_PX
+from vidattn.report.plotting import OUTPUT_WIDTH_PX
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCES = ROOT / "tests" / "reference"
@@ -24,7 +24,7 @@ REFERENCES = ROOT / "tests" / "reference"
 def built_book(tmp_path_factory):
     book = tmp_path_factory.mktemp("book_root")
     shutil.copytree(ROOT / "book", book / "book", ignore=shutil.ignore_patterns("_executed"))
-    for f in ("_config.yml", "_toc.yml"):
+    for f in ("_config.yml", "_toc.yml", "ARCHITECTURE.md"):  # book/architecture.md includes the last
         shutil.copy(ROOT / f, book / f)
     (book / "book" / "_executed").mkdir()
     for ch in chapters():
@@ -79,7 +79,7 @@ def test_pages_typeset_their_math_offline_and_fit_the_column(built_book, tmp_pat
             overflow = browser.execute_script(
                 "const m = document.querySelector('main'); return m.scrollWidth - m.clientWidth")
             assert overflow <= 1, f"{page.name}: the main column overflows by {overflow} px"
-            # figures are checked for legible text assuming this output width (vidattn.plotting)
+            # figures are checked for legible text assuming this output width (vidattn.report.plotting)
             shown = browser.execute_script(
                 "return [...document.querySelectorAll('main img')].map(i => [i.naturalWidth, i.clientWidth])")
             for natural, width in shown:
@@ -105,3 +105,35 @@ def test_pages_typeset_their_math_offline_and_fit_the_column(built_book, tmp_pat
             assert errors == 0, f"{page.name}: MathJax could not typeset {errors} formula(s)"
     finally:
         browser.quit()
+
+
+VISIBLE_CODE_SHARE = 0.25  # the most of a chapter's rendered height that visible code may take
+
+
+def visible_code_share(browser) -> float:
+    """The share of the page's main column that shown code cells take (folded ones do not count)."""
+    code, total = browser.execute_script(
+        "const main = document.querySelector('main');"
+        "const shown = [...main.querySelectorAll('.cell_input')]"
+        "  .filter(e => e.offsetParent !== null && !e.closest('details:not([open])'));"
+        "return [shown.reduce((s, e) => s + e.getBoundingClientRect().height, 0),"
+        "        main.getBoundingClientRect().height];")
+    return code / total
+
+
+def test_visible_code_is_at_most_a_quarter_of_each_chapter(built_book, capsys):
+    """The page shows what a reader reads; the plumbing is folded or lives in the package."""
+    browser = _browser()
+    shares = {}
+    try:
+        for ch in chapters():
+            if not ch.stem[:2] in {"01", "02", "03", "04", "05", "06"}:
+                continue
+            browser.get((built_book / "book" / "_executed" / f"{ch.stem}.html").as_uri())
+            shares[ch.stem] = visible_code_share(browser)
+    finally:
+        browser.quit()
+    with capsys.disabled():
+        print("\nvisible code, share of each chapter's height: "
+              + ", ".join(f"{k} {v:.0%}" for k, v in shares.items()))
+    assert len(shares) == 6 and all(0 < v <= VISIBLE_CODE_SHARE for v in shares.values()), shares

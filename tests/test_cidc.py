@@ -4,13 +4,23 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vidattn.data.suites import suite_config
-from vidattn.experiments.cidc import event_swap_partners, suite_of
-from vidattn.experiments.cidc_configs import EVENTS
-from vidattn.flops import count_macs, count_params
-from vidattn.models.cidc import (CIDCHead, CIDCStream, CIDCUnit, DirectionalTemporalConv, GAPHead, SelfAttentionHead,
-                                 allowed_mask, build_head, directional_kernel, propagate_attention)
+from vidattn.data.suites.order import suite_config
+from vidattn.engine.flops import count_macs, count_params
 from vidattn.models.resnet3d import ResNet3d50, TinyI3D, temporal_receptive_field
+from vidattn.papers.cidc.experiment import event_swap_partners, suite_of
+from vidattn.papers.cidc.model import (
+    CIDCHead,
+    CIDCStream,
+    CIDCUnit,
+    DirectionalTemporalConv,
+    GAPHead,
+    SelfAttentionHead,
+    allowed_mask,
+    build_head,
+    directional_kernel,
+    propagate_attention,
+)
+from vidattn.papers.cidc.rows import EVENTS
 
 
 def _conv(C=5, T=4, t_out=None, masked=True, norm="n1", seed=0):
@@ -209,11 +219,12 @@ def test_event_suite_pairs():
 
 def test_heads_share_one_frozen_backbone_and_it_stays_unchanged(records_dir, data_folder, monkeypatch):
     # a train-mode pass through the frozen backbone once moved BatchNorm's running statistics
-    from vidattn.experiments.cidc_configs import run_config
-    from vidattn.store import run_or_load
+    from vidattn.core.profiles import context
+    from vidattn.core.store import run_or_load
+    from vidattn.papers.cidc.rows import run_config
 
     monkeypatch.setenv("VIDATTN_DATA_DIR", str(data_folder))
-    recs = [run_or_load("cidc/train", run_config("smoke", h, 0, "cpu")) for h in ("I3D (GAP)", "LSTM", "CIDC (full)")]
+    recs = [run_or_load("cidc/train", run_config(context("smoke"), h, 0)) for h in ("I3D (GAP)", "LSTM", "CIDC (full)")]
     maps = [r.result["examples"]["maps"]["res5"] for r in recs]
     assert maps[0] == maps[1] == maps[2]
     assert len({r.metrics["pointing_res5"] for r in recs}) == 1

@@ -6,9 +6,17 @@ import math
 import torch
 import torch.nn.functional as F
 
-from vidattn.models.class_peaks import (class_activation_maps, find_peaks, normalise, response_map, saliency_pair,
-                                        softplus_inverse, split_peaks, top5_entropy)
-from vidattn.models.saliency_sampler import SaliencySampler
+from vidattn.papers.spatial.class_peaks import (
+    class_activation_maps,
+    find_peaks,
+    normalise,
+    response_map,
+    saliency_pair,
+    softplus_inverse,
+    split_peaks,
+    top5_entropy,
+)
+from vidattn.papers.spatial.sampler import SaliencySampler
 
 
 def test_the_cam_averages_to_the_frame_logit():

@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vidattn.flops import count_macs, count_params
-from vidattn.models.direcformer import (
+from vidattn.engine.flops import count_macs, count_params
+from vidattn.papers.direcformer.model import (
     DirecFormer,
     DirecFormerConfig,
     LossWeights,
@@ -19,7 +19,7 @@ from vidattn.models.direcformer import (
     load_vit_weights,
     self_guided_loss,
 )
-from vidattn.permutations import order_signs, order_table, permutation_set, permute_frames
+from vidattn.papers.direcformer.permutations import order_signs, order_table, permutation_set, permute_frames
 
 
 def tiny(variant: str = "C-S", **kw) -> DirecFormer:
@@ -144,7 +144,7 @@ def test_permutation_sets_follow_the_greedy_rule():
         P = permutation_set(T, 12, rule, seed=3)
         assert len({tuple(p) for p in P}) == 12 and not any((p == np.arange(T)).all() for p in P)
         assert (permutation_set(T, 12, rule, seed=3) == P).all()
-        from vidattn.permutations import all_permutations, hamming
+        from vidattn.papers.direcformer.permutations import all_permutations, hamming
         perms = all_permutations(T)[1:]
         for i in range(1, len(P)):
             chosen = P[:i]
@@ -225,7 +225,7 @@ def test_vit_checkpoint_loads_from_a_local_file(tmp_path):
 
 
 def test_attention_statistics_read_antisymmetry_and_signs():
-    from vidattn.experiments.direcformer import attention_statistics
+    from vidattn.papers.direcformer.experiment import attention_statistics
 
     o = torch.tensor([[2, 0, 3, 1]])
     ideal = order_signs(o).float() * (1 - torch.eye(4))
@@ -237,18 +237,29 @@ def test_attention_statistics_read_antisymmetry_and_signs():
 
 
 def test_chapter_configs_cut_only_declared_rows_and_share_the_pilot_reference():
-    from vidattn.experiments.direcformer_configs import (CUT_ROWS, PILOT, PROFILE_REGIMES, TABLE1_ROWS,
-                                                         TABLE2_ROWS, chapter_runs, pilot_runs)
+    from vidattn.core.profiles import context
+    from vidattn.papers.direcformer.rows import (
+        CUT_ROWS,
+        PILOT,
+        PROFILE_REGIMES,
+        TABLE1_ROWS,
+        TABLE2_ROWS,
+        chapter_runs,
+        pilot_runs,
+    )
 
     assert PROFILE_REGIMES["small"] in PILOT.values()  # the small regime is a pilot row
-    runs = chapter_runs("small", tuple(range(5)), "cpu")
-    trained = {(c["variant"], c["l_ord"], c["l_self"]) for c in runs["main"]}
+    runs = chapter_runs(context("small", 5))
+    main = [r.config for r in runs if r.config["suite"] == "order" and r.config["time_embed"]
+            and r.config["perm_rule"] == "max"]
+    trained = {(c["variant"], c["l_ord"], c["l_self"]) for c in main}
     assert trained == set(TABLE1_ROWS + TABLE2_ROWS) - set(CUT_ROWS["small"])
-    assert all(c["suite"] == "order" for c in runs["main"] + runs["bag"] + runs["min_set"])
-    assert not any(c["time_embed"] for c in runs["bag"])
+    bag = [r for r in runs if not r.config["time_embed"]]
+    assert len(bag) == 5 and {r.row for r in bag} == {"order: TimeSformer S-S, no time embedding"}
+    assert len({r.row for r in runs}) == len(trained) + 1 + 2 + 1  # main rows, bag, two on order_arrow, min set
     # the pilot's run of the chosen regime is the main grid's seed-0 reference: one record
-    reference = next(c for c in runs["main"] if (c["variant"], c["l_ord"], c["l_self"], c["seed"]) == ("S-S", 0, 0, 0))
-    assert reference in pilot_runs("small", "cpu")
-    smoke = pilot_runs("smoke", "cpu")
+    reference = next(c for c in main if (c["variant"], c["l_ord"], c["l_self"], c["seed"]) == ("S-S", 0, 0, 0))
+    assert reference in [p.config for p in pilot_runs(context("small"))]
+    smoke = [p.config for p in pilot_runs(context("smoke"))]
     assert all(c["train"]["epochs"] == 1 and c["suite_overrides"]["n_train"] == 64 for c in smoke)
-    assert pilot_runs("full", "cpu") == []
+    assert pilot_runs(context("full")) == []

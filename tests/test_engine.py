@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn as nn
 
+from vidattn.core.distributed import DistInfo
 from vidattn.engine.train import TrainConfig, epoch_batches, fit, lr_factor, seed_everything
-from vidattn.engine.distributed import DistInfo
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ddp_worker import CFG, Toy, train  # noqa: E402
@@ -97,3 +97,50 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
     single = train(CFG).state_dict()
     for k in single:
         torch.testing.assert_close(ddp[k], single[k], rtol=1e-5, atol=1e-6)
+
+
+def _toy_loop(cfg: TrainConfig):
+    from vidattn.engine.train import build_loop
+
+    seed_everything(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 8 * 8, 32), nn.Dropout(0.3), nn.ReLU(), nn.Linear(32, 5))
+    return build_loop(model, len(Toy()), cfg, torch.device("cpu"))
+
+
+def test_a_step_is_one_update_and_moves_the_schedule():
+    from torch.utils.data import default_collate
+
+    from vidattn.engine.train import classification_loss, train_step
+
+    cfg = TrainConfig(epochs=2, batch_size=8, lr=1e-2, warmup_epochs=1.0)
+    loop = _toy_loop(cfg)
+    before, lr0 = _params(loop.model).clone(), loop.scheduler.get_last_lr()[0]
+    batch = default_collate([Toy()[i] for i in range(8)])
+    logs = train_step(loop, batch, classification_loss, "test")
+    assert set(logs) == {"loss", "acc"} and math.isfinite(logs["loss"])
+    assert not torch.equal(before, _params(loop.model)) and loop.scheduler.get_last_lr()[0] > lr0  # warming up
+
+
+def test_an_epoch_averages_its_batches_and_counts_its_clips():
+    from vidattn.engine.train import classification_loss, train_epoch
+
+    cfg = TrainConfig(epochs=1, batch_size=8)
+    row, clips = train_epoch(_toy_loop(cfg), Toy(), 0, classification_loss)
+    assert set(row) == {"train_loss", "train_acc"} and clips == len(Toy()) // 8 * 8
+
+
+def test_a_checkpoint_restores_weights_schedule_rng_and_history(tmp_path):
+    from vidattn.engine.train import TrainResult, classification_loss, resume, save_checkpoint, train_epoch
+
+    cfg = TrainConfig(epochs=3, batch_size=8)
+    loop = _toy_loop(cfg)
+    row, _ = train_epoch(loop, Toy(), 0, classification_loss)
+    result = TrainResult(history=[{**row, "epoch": 1, "seconds": 0.5}], seconds=0.5)
+    save_checkpoint(loop, tmp_path / "c.pt", 1, result)
+    rng, weights, lr = torch.get_rng_state(), _params(loop.model), loop.scheduler.get_last_lr()
+    torch.manual_seed(123)
+    fresh, restored = _toy_loop(cfg), TrainResult()
+    assert resume(fresh, tmp_path / "c.pt", restored) == 1
+    assert torch.equal(_params(fresh.model), weights) and fresh.scheduler.get_last_lr() == lr
+    assert torch.equal(torch.get_rng_state(), rng) and restored.history == result.history
+    assert restored.resumed_from_epoch == 1 and restored.seconds == 0.5

@@ -1,7 +1,7 @@
 import re
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,7 +22,7 @@ def test_environment_yml_mirrors_pyproject_pins():
 
 def test_top_level_layout():
     allowed = {"book", "notebooks", "src", "data", "tests", "_config.yml", "_toc.yml", "environment.yml",
-               "README.md", "Makefile", "pyproject.toml"}
+               "README.md", "ARCHITECTURE.md", "Makefile", "pyproject.toml"}
     tracked = {p.name for p in ROOT.iterdir() if not p.name.startswith(".") and p.name not in
                {"_build", "outputs"} and not p.name.endswith(".egg-info")}
     assert tracked <= allowed, tracked - allowed

@@ -2,8 +2,17 @@ import pytest
 import torch
 import torch.nn as nn
 
-from vidattn.engine.evaluate import (apply_order, confusion_matrix, mass_in_mask, pair_accuracy, per_class_accuracy,
-                                     pointing_game, predict, shuffle_permutation, topk_accuracy)
+from vidattn.engine.evaluate import (
+    apply_order,
+    confusion_matrix,
+    mass_in_mask,
+    pair_accuracy,
+    per_class_accuracy,
+    pointing_game,
+    predict,
+    shuffle_permutation,
+    topk_accuracy,
+)
 
 
 def test_topk_and_confusion_against_hand_counts():

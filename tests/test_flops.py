@@ -4,7 +4,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 
-from vidattn.flops import count_macs, count_params
+from vidattn.engine.flops import count_macs, count_params
 
 X = torch.randn(1, 3, 224, 224)
 

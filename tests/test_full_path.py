@@ -11,12 +11,23 @@ from pathlib import Path
 import nbformat
 import pytest
 import torch
+from real_fixtures import (
+    CIDC_OVERRIDE,
+    DATA_OVERRIDE,
+    DIRECFORMER_OVERRIDE,
+    PYRAMID_OVERRIDE,
+    SIFA_OVERRIDE,
+    SPATIAL_OVERRIDE,
+    resnet50_checkpoint,
+    ucf101_fixture,
+    vit_checkpoint,
+)
 
-from real_fixtures import (CIDC_OVERRIDE, DATA_OVERRIDE, DIRECFORMER_OVERRIDE, PYRAMID_OVERRIDE, SIFA_OVERRIDE,
-                           SPATIAL_OVERRIDE, resnet50_checkpoint, ucf101_fixture, vit_checkpoint)
-from vidattn import profiles, store
+import vidattn.catalog  # noqa: F401  (registers every experiment)
 from vidattn.cli import NOTEBOOKS, run_chapter
-from vidattn.experiments import cidc_configs, direcformer_configs
+from vidattn.core import profiles, store
+from vidattn.papers.cidc import rows as cidc_rows
+from vidattn.papers.direcformer import rows as direcformer_rows
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -77,11 +88,11 @@ def _real_ctx(fixtures, tmp_path, override, weights):
 
 
 def test_an_interrupted_real_run_resumes_to_the_uninterrupted_result(fixtures, tmp_path, monkeypatch):
+    from vidattn.engine import real_data
     from vidattn.engine import train as engine
-    from vidattn.experiments import direcformer_real
 
     ctx = _real_ctx(fixtures, tmp_path, {**DIRECFORMER_OVERRIDE, "epochs": 2}, "vit")
-    cfg = direcformer_configs.real_runs(ctx)[-1]  # DirecFormer: both order losses
+    cfg = direcformer_rows.real_runs(ctx)[-1].config  # DirecFormer: both order losses
     monkeypatch.setenv("VIDATTN_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("VIDATTN_RECORDS_DIR", str(tmp_path / "whole"))
     whole = store.run_or_load("direcformer/real", cfg)
@@ -91,11 +102,11 @@ def test_an_interrupted_real_run_resumes_to_the_uninterrupted_result(fixtures, t
         raise KeyboardInterrupt("killed after epoch 1")
 
     monkeypatch.setenv("VIDATTN_RECORDS_DIR", str(tmp_path / "resumed"))
-    monkeypatch.setattr(direcformer_real, "fit", interrupted)
+    monkeypatch.setattr(real_data, "fit", interrupted)  # every real-data run trains through fit_and_score
     with pytest.raises(KeyboardInterrupt):
         store.run_or_load("direcformer/real", cfg)
     assert list((tmp_path / "data" / "checkpoints" / "direcformer" / "real").glob("*-train.pt"))
-    monkeypatch.setattr(direcformer_real, "fit", engine.fit)
+    monkeypatch.setattr(real_data, "fit", engine.fit)
     resumed = store.run_or_load("direcformer/real", cfg)
     assert store.compare_results(whole.result, resumed.result) == {}
     assert len(resumed.curves["loss"]) == 2
@@ -115,7 +126,7 @@ def test_a_bad_video_stops_the_run_or_is_skipped_and_counted(fixtures, tmp_path,
     for policy in ("error", "skip"):
         ctx = profiles.setup("full", 1, "cpu", str(ucf), str(tmp_path / "o"), on_bad_video=policy,
                              size_override=DIRECFORMER_OVERRIDE)
-        cfg = direcformer_configs.real_runs(ctx)[0]
+        cfg = direcformer_rows.real_runs(ctx)[0].config
         if policy == "error":
             with pytest.raises(DatasetError, match=f"{bad.name}.*on_bad_video='error'"):
                 store.run_or_load("direcformer/real", cfg)
@@ -161,20 +172,25 @@ def test_setup_refuses_what_it_would_ignore(fixtures, tmp_path):
 
 def test_full_on_a_cpu_stops_before_training_unless_allowed(tmp_path, capsys):
     ctx = profiles.setup("full", 5, "cpu", "", str(tmp_path))
-    runs = direcformer_configs.chapter_runs("full", ctx.seeds, "cpu")
-    seconds = direcformer_configs.cpu_seconds([c for g in runs.values() for c in g], 2)
+    from vidattn.engine.budget import check_cpu_budget, cpu_seconds
+
+    seconds = cpu_seconds(direcformer_rows.chapter_runs(ctx), 2, direcformer_rows.work)
     assert seconds / 3600 > 1000  # paper size: thousands of CPU-hours
     with pytest.raises(RuntimeError, match=r"profile 'full' on a CPU: estimated CPU time .* Stopped"):
-        profiles.check_cpu_budget(ctx, "DirecFormer", seconds)
+        check_cpu_budget(ctx, "DirecFormer", seconds)
     allowed = profiles.setup("full", 5, "cpu", "", str(tmp_path), allow_cpu=True)
-    assert "estimated CPU time for DirecFormer" in profiles.check_cpu_budget(allowed, "DirecFormer", seconds)
+    assert "estimated CPU time for DirecFormer" in check_cpu_budget(allowed, "DirecFormer", seconds)
     small = profiles.setup("small", 5, "cpu", "", str(tmp_path))
     capsys.readouterr()
-    profiles.check_cpu_budget(small, "DirecFormer", seconds)  # only full is guarded, and only it prints
+    check_cpu_budget(small, "DirecFormer", seconds)  # only full is guarded, and only it prints
     assert capsys.readouterr().out == ""
-    shrunk = direcformer_configs.chapter_runs("full", (0,), "cpu", DIRECFORMER_OVERRIDE)
-    assert direcformer_configs.cpu_seconds([c for g in shrunk.values() for c in g], 2) < 600
-    assert cidc_configs.cpu_seconds(cidc_configs.chapter_runs("full", (0,), "cpu"), 2) / 3600 > 100
+    shrunk = direcformer_rows.chapter_runs(profiles.context("full", size_override=DIRECFORMER_OVERRIDE))
+    assert cpu_seconds(shrunk, 2, direcformer_rows.work) < 600
+    cidc_full = cidc_rows.chapter_runs(profiles.context("full"))
+    assert cpu_seconds(cidc_full, 2, cidc_rows.work) / 3600 > 100
+    # work a seed's heads share (the stage-1 backbone) is counted once
+    one_head = [r for r in cidc_full if r.row == "I3D (GAP)"]
+    assert cpu_seconds(cidc_full, 2, cidc_rows.work) < 1.3 * cpu_seconds(one_head, 2, cidc_rows.work)
 
 
 def test_the_gpu_check_script_runs_at_toy_size(tmp_path):

@@ -4,7 +4,7 @@ the cache, and clear errors."""
 import numpy as np
 import pytest
 
-from vidattn.data.glyph import direction, generate, glyph_suite, glyphs, load_glyph_split
+from vidattn.data.suites.glyph import direction, generate, glyph_suite, glyphs, load_glyph_split
 
 
 def test_glyphs_have_12_lit_pixels_and_pairs_at_hamming_4():

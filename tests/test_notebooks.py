@@ -5,9 +5,9 @@ import jupytext
 import nbformat
 import pytest
 
-from vidattn import profiles
 from vidattn.cli import chapters, parameters_of, run_chapter
-from vidattn.profiles import CHAPTER_PARAMETERS
+from vidattn.core import profiles
+from vidattn.core.profiles import CHAPTER_PARAMETERS
 
 
 @pytest.mark.parametrize("path", chapters(), ids=lambda p: p.name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vidattn.order_decoding import (
+from vidattn.papers.direcformer.order_decoding import (
     borda,
     brute_force_path,
     chance_order_accuracy,
@@ -14,7 +14,7 @@ from vidattn.order_decoding import (
     order_accuracy,
     path_to_order,
 )
-from vidattn.permutations import all_permutations
+from vidattn.papers.direcformer.permutations import all_permutations
 
 
 def test_held_karp_equals_brute_force():

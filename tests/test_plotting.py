@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from vidattn.plotting import MIN_TEXT_PT, displayed_text_pt, frame_strip, show, use_style  # noqa: E402
+from vidattn.report.plotting import MIN_TEXT_PT, displayed_text_pt, frame_strip, show, use_style  # noqa: E402
 
 
 def test_wide_figures_with_small_text_are_refused():

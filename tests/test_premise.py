@@ -2,7 +2,8 @@
 import numpy as np
 import torch
 
-from vidattn.data.suites import ClipDataset, generate_split, suite_config
+from vidattn.data.clips import ClipDataset
+from vidattn.data.suites.order import generate_split, suite_config
 from vidattn.engine.evaluate import order_robustness
 from vidattn.engine.train import TrainConfig, fit, seed_everything
 from vidattn.models import build_model

@@ -8,14 +8,15 @@ from dataclasses import replace
 import pytest
 import torch
 
-from vidattn import experiments, identity, probes, store
-from vidattn.data import motion
+from vidattn import catalog  # noqa: F401  (registers every experiment)
+from vidattn.core import identity, probes, registry
+from vidattn.data.suites import motion
 from vidattn.engine import train as train_mod
-from vidattn.experiments import sifa as sifa_mod
+from vidattn.papers.sifa import experiment as sifa_mod
 
 
 def test_every_registered_experiment_has_a_committed_probe():
-    registered = {n for n, fn in store.EXPERIMENTS.items() if fn.__module__.startswith(experiments.__name__)}
+    registered = {n for n, fn in registry.EXPERIMENTS.items() if fn.__module__.startswith("vidattn.papers.")}
     assert registered == set(probes.PROBE_CONFIGS)
     for name in registered:
         assert probes.expected(name)["versions"] == identity.versions_of(name)

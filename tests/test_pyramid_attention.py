@@ -6,16 +6,24 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vidattn.data.flow import compensate, dequantise, endpoint_error, estimate_flow, flip_flow, flow_stack, quantise
-from vidattn.data.synthact import PAIRS, exact_flow, load_synthact_split, render, synthact_suite
-from vidattn.models.pyramid_attention import (
+from vidattn.data.suites.flow import (
+    compensate,
+    dequantise,
+    endpoint_error,
+    estimate_flow,
+    flip_flow,
+    flow_stack,
+    quantise,
+)
+from vidattn.data.suites.synthact import PAIRS, exact_flow, load_synthact_split, render, synthact_suite
+from vidattn.papers.pyramid.attention import (
     PyramidAttention,
     attention_distances,
     attention_loss,
     delta_params,
     interaction_loss,
 )
-from vidattn.models.pyramid_net import AttentionFusion, SegmentNet, TinyTrunk, cross_modality_init
+from vidattn.papers.pyramid.net import AttentionFusion, SegmentNet, TinyTrunk, cross_modality_init
 
 
 def _maps(B=2, K=3, seed=0):
@@ -173,7 +181,7 @@ def test_synthact_is_deterministic_balanced_and_pairs_share_their_frames_reverse
     assert mask[5, top : top + h, left : left + w].all() and mask[5].sum() == h * w
     with pytest.raises(ValueError, match="unknown SynthAct suite"):
         synthact_suite("nope")
-    with pytest.raises(ValueError, match="unknown SynthAct field"):
+    with pytest.raises(ValueError, match="unknown SynthAct-suite field"):
         synthact_suite("synthact", colour=3)
 
 
@@ -215,15 +223,16 @@ def test_flow_storage_stack_and_flip():
 
 
 def test_oracle_flow_rows_read_the_renderers_flow_in_rendered_order_only(data_folder):
-    from vidattn.experiments.pyramid_attention import flows_of
+    from vidattn.core.registry import Run
+    from vidattn.papers.pyramid.experiment import flows_of
 
     cfg = synthact_suite("synthact", n_train=3, n_test=2)
     arrays = load_synthact_split(cfg, "test")
-    q = flows_of(cfg, "test", arrays, {"method": "exact", "length": 5, "compensate": False})
+    q = flows_of(Run(), cfg, "test", arrays, {"method": "exact", "length": 5, "compensate": False})
     assert np.array_equal(q[1], quantise(exact_flow(cfg, "test", 1)))
-    assert not np.array_equal(q, flows_of(cfg, "test", arrays, {"method": "dis", "length": 5, "compensate": False}))
+    assert not np.array_equal(q, flows_of(Run(), cfg, "test", arrays, {"method": "dis", "length": 5, "compensate": False}))
     with pytest.raises(ValueError, match="rendered frame order"):
-        flows_of(cfg, "test", arrays, {"method": "exact", "length": 5, "compensate": False}, "reversed")
+        flows_of(Run(), cfg, "test", arrays, {"method": "exact", "length": 5, "compensate": False}, "reversed")
 
 
 def test_attention_fusion_has_one_classifier_and_both_trunks_learn():

@@ -3,13 +3,14 @@ the full-size placements (Table 10's counts, taps, TSM) and the real-data wrappe
 import numpy as np
 import pytest
 import torch
+from conftest import stage1_file
 
-from vidattn import profiles
-from vidattn.experiments import pyramid_attention as E
-from vidattn.experiments import pyramid_attention_configs as C
-from vidattn.experiments.pyramid_attention_real import load_backbone_weights
-from vidattn.models.pyramid_placements import PyramidBackbone, irv2_tf_slim_params
-from vidattn.store import run_or_load
+from vidattn.core import profiles
+from vidattn.core.store import run_or_load
+from vidattn.papers.pyramid import experiment as E
+from vidattn.papers.pyramid import rows as C
+from vidattn.papers.pyramid.placements import PyramidBackbone, irv2_tf_slim_params
+from vidattn.papers.pyramid.real import load_backbone_weights
 
 
 def _ctx(tmp_path, seeds=1, override=None):
@@ -17,9 +18,10 @@ def _ctx(tmp_path, seeds=1, override=None):
 
 
 def test_rows_share_their_trunk_and_each_family_trains_at_its_own_lr(tmp_path):
-    runs = C.chapter_runs(_ctx(tmp_path, seeds=2))
-    assert len(runs) == 2 * len(C.ROWS)
-    keys = {E.stage1_path(c) for c in runs if c["seed"] == 0}
+    planned = C.chapter_runs(_ctx(tmp_path, seeds=2))
+    assert len(planned) == 2 * len(C.ROWS) and [p.row for p in planned[:2]] == [C.REFERENCE] * 2  # named rows
+    runs = [p.config for p in planned]
+    keys = {stage1_file(E, c) for c in runs if c["seed"] == 0}
     assert len(keys) == 1  # every row of a seed starts from one cached trunk
     for c in runs:
         assert c["train"]["lr"] == (C.PEAK_LR if c["model"]["scales"] else C.TSN_LR)
@@ -27,18 +29,17 @@ def test_rows_share_their_trunk_and_each_family_trains_at_its_own_lr(tmp_path):
         assert ("opencv" in c["flow"]) == estimated  # OpenCV's flow estimates key the record
     exact = [c for c in runs if c["flow"]["method"] == "exact"]
     assert len(exact) == 2 * len(C.EXACT_FLOW_ROWS) and all(c["stream"] == "flow" for c in exact)
-    pilots = C.pilot_runs(_ctx(tmp_path))
+    pilots = [p.config for p in C.pilot_runs(_ctx(tmp_path))]
     assert sorted((p["model"]["scales"], p["train"]["lr"]) for p in pilots) == [(0, C.PEAK_LR), (3, C.TSN_LR)]
 
 
 def test_override_keys_are_checked_and_reach_the_suite(tmp_path):
     with pytest.raises(ValueError, match="unknown key"):
         _ctx(tmp_path, override={"depth": 3})
-    with pytest.raises(ValueError, match="unknown size_override"):
-        C.settings("smoke", {"n_classes": 3})
     with pytest.raises(ValueError, match="unknown profile"):
-        C.settings("huge")
-    c = C.run_config("smoke", C.REFERENCE, 0, "cpu", {"frames": 8, "epochs": 2, "model": {"backbone": "resnet50"}})
+        profiles.context("huge")
+    ctx = profiles.context("smoke", size_override={"frames": 8, "epochs": 2, "model": {"backbone": "resnet50"}})
+    c = C.run_config(ctx, C.REFERENCE, 0)
     assert c["suite_overrides"]["frames"] == 8 and c["test_k"] == 8
     assert c["train"]["epochs"] == c["pretrain"]["epochs"] == 2 and "model" not in c["suite_overrides"]
 
@@ -54,7 +55,7 @@ def test_segment_sampling_covers_segments_and_repeats_beyond_t():
 def test_a_smoke_row_measures_everything_and_reuses_the_trunk(tmp_path, monkeypatch):
     monkeypatch.setenv("VIDATTN_RECORDS_DIR", str(tmp_path / "records"))
     monkeypatch.setenv("VIDATTN_DATA_DIR", str(tmp_path / "data"))
-    c = C.run_config("smoke", C.REFERENCE, 0, "cpu")
+    c = C.run_config(profiles.context("smoke"), C.REFERENCE, 0)
     rec = run_or_load("pyramid/train", c)
     m = rec.metrics
     for key in ("top1", "reversed_top1", "shuffled_top1", "mass_in_box", "cells_share", "column_sum",
@@ -65,10 +66,10 @@ def test_a_smoke_row_measures_everything_and_reuses_the_trunk(tmp_path, monkeypa
     assert np.allclose(np.sum(rec.per_clip["probs"], 1), 1, atol=1e-3)
     ex = rec.result["examples"][0]
     assert np.array(ex["A"]).shape == (5 * 64, 64) and len(ex["boxes"]) == 5
-    assert E.stage1_path(c).is_file()
-    trunk_mtime = E.stage1_path(c).stat().st_mtime
-    fusion = run_or_load("pyramid/train", C.run_config("smoke", "Attention fusion, 3 scales", 0, "cpu"))
-    assert E.stage1_path(c).stat().st_mtime == trunk_mtime and np.isfinite(fusion.metrics["top1"])
+    assert stage1_file(E, c).is_file()
+    trunk_mtime = stage1_file(E, c).stat().st_mtime
+    fusion = run_or_load("pyramid/train", C.run_config(profiles.context("smoke"), "Attention fusion, 3 scales", 0))
+    assert stage1_file(E, c).stat().st_mtime == trunk_mtime and np.isfinite(fusion.metrics["top1"])
 
 
 def test_box_cells_marks_the_cells_a_box_touches():

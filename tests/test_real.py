@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from vidattn.data import real
-from vidattn.data.suites import generate_split, suite_config
+from vidattn.data.suites.order import generate_split, suite_config
 
 CLASSES = ["Alpha", "Beta"]
 

@@ -9,12 +9,15 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn as nn
+from conftest import stage1_file
 
-from vidattn import cli, fingerprint, identity, store
+from vidattn import cli
+from vidattn.core import identity, profiles, registry, store
+from vidattn.core.files import CorruptFileError, load_tensors, save_atomic
 from vidattn.engine.train import TrainConfig, fit
-from vidattn.experiments import cidc, data_suites
-from vidattn.experiments.cidc_configs import run_config as cidc_config
-from vidattn.files import CorruptFileError, load_tensors, save_atomic
+from vidattn.papers.cidc import experiment as cidc
+from vidattn.papers.cidc.rows import run_config as cidc_config
+from vidattn.papers.data_suites import experiment as data_suites
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ddp_worker import Toy  # noqa: E402
@@ -27,7 +30,8 @@ RUN_ONE = textwrap.dedent("""
     import sys, torch
     torch.set_num_threads(int(sys.argv[2]))
     import json
-    from vidattn import store
+    from vidattn.core import store
+    import vidattn.papers.data_suites.experiment  # registers data/premise
     rec = store.run_or_load("data/premise", json.loads(sys.argv[1]))
     print(json.dumps(rec.result, sort_keys=True))
 """)
@@ -71,7 +75,7 @@ def test_the_environment_is_provenance_not_identity(monkeypatch):
 
 def test_a_record_made_on_another_instruction_set_is_served_without_a_rerun(records_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("VIDATTN_DATA_DIR", str(tmp_path / "data"))
-    code = ("from vidattn import store; from vidattn.experiments import data_suites; import json, sys; "
+    code = ("from vidattn.core import store; from vidattn.papers.data_suites import experiment; import json, sys; "
             "r = store.run_or_load('data/premise', json.loads(sys.argv[1])); print(r.versions['cpu_capability'])")
     out = subprocess.run([sys.executable, "-c", code, json.dumps(PREMISE)], check=True, capture_output=True, text=True,
                          env={**os.environ, "ATEN_CPU_CAPABILITY": "default"}).stdout.split()[-1]
@@ -95,12 +99,12 @@ def test_parallel_workers_write_the_records_one_process_writes(records_dir, tmp_
 
 
 def test_the_backbone_cache_is_keyed_by_its_fields_and_versions(monkeypatch):
-    config = cidc_config("smoke", "I3D (GAP)", 0, "cpu")
-    before, record = cidc.stage1_path(config), store.record_key("cidc/train", config)
-    assert cidc.stage1_path({**config, "seed": 1}) != before
-    assert cidc.stage1_path({**config, "head": {"name": "lstm"}}) == before  # heads share the backbone
+    config = cidc_config(profiles.context("smoke"), "I3D (GAP)", 0)
+    before, record = stage1_file(cidc, config), store.record_key("cidc/train", config)
+    assert stage1_file(cidc, {**config, "seed": 1}) != before
+    assert stage1_file(cidc, {**config, "head": {"name": "lstm"}}) == before  # heads share the backbone
     monkeypatch.setitem(identity.VERSIONS, "suite/synthetic", 2)  # a bumped suite generator
-    assert cidc.stage1_path(config) != before and store.record_key("cidc/train", config) != record
+    assert stage1_file(cidc, config) != before and store.record_key("cidc/train", config) != record
 
 
 def test_verify_exits_nonzero_on_an_empty_or_corrupt_store(records_dir, capsys):
@@ -128,8 +132,8 @@ def test_stale_delete_skips_corrupt_records(records_dir, capsys):
     assert "corrupt (skipped)" in out and "broken.json" in out and "0 stale record(s) of 1" in out
 
 
-@store.experiment("test/double", version=1)
-def _double(config):
+@registry.experiment("test/double", version=1)
+def _double(config, run):
     return {"metrics": {"value": float(config["x"] * 2 + config["seed"])}, "curves": {"loss": [1.0, 0.5]}}
 
 
@@ -179,7 +183,7 @@ def test_a_failed_chapter_run_leaves_no_notebook(tmp_path):
 
 
 def test_a_relative_store_folder_is_taken_from_the_repository_root(monkeypatch, tmp_path):
-    from vidattn import paths
+    from vidattn.core import paths
 
     monkeypatch.chdir(tmp_path)  # a chapter's kernel runs in notebooks/, its caller elsewhere
     monkeypatch.setenv("VIDATTN_RECORDS_DIR", "_build/some-records")

@@ -4,7 +4,7 @@ and the clip batching."""
 import pytest
 import torch
 
-from vidattn.models.saliency_sampler import SaliencySampler, peak_saliency
+from vidattn.papers.spatial.sampler import SaliencySampler, peak_saliency
 
 D = torch.float64
 

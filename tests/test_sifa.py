@@ -9,8 +9,15 @@ import torch.nn.functional as F
 from torchvision.ops import deform_conv2d
 
 from vidattn.engine.memory import saved_bytes
-from vidattn.models.sifa import (OFFSET_SOURCES, SIFABlock, both_directions, inter_frame_attention, motion_saliency,
-                                 sample_taps, tap_grid)
+from vidattn.papers.sifa.op import (
+    OFFSET_SOURCES,
+    SIFABlock,
+    both_directions,
+    inter_frame_attention,
+    motion_saliency,
+    sample_taps,
+    tap_grid,
+)
 
 
 def _bilinear(frame: torch.Tensor, y: float, x: float) -> torch.Tensor:

@@ -5,15 +5,14 @@ import pytest
 import torch
 import torchvision
 
-from vidattn.data.motion import EVEN_PATTERNS, ODD_PATTERNS, generate, load_motion_split, motion_suite, patterns
-from vidattn.experiments.sifa import localisation, on_object, scale_gradients
-from vidattn.experiments.sifa_configs import GRIDS, VARIANTS, chapter_runs, run_config
-from vidattn.flops import count_params
+from vidattn.core.profiles import context, setup
+from vidattn.data.suites.motion import EVEN_PATTERNS, ODD_PATTERNS, generate, load_motion_split, motion_suite, patterns
+from vidattn.engine.flops import count_macs, count_params
 from vidattn.models.c2d import TinyC2D, temporal_module
-from vidattn.models.sifa import SIFABlock
-from vidattn.models.sifa_net import SIFANet, load_resnet_weights
-from vidattn.profiles import setup
-from vidattn.sampling_flops import count_macs_with_sampling
+from vidattn.papers.sifa.experiment import localisation, on_object, scale_gradients
+from vidattn.papers.sifa.net import SIFANet, load_resnet_weights
+from vidattn.papers.sifa.op import SIFABlock
+from vidattn.papers.sifa.rows import GRIDS, VARIANTS, chapter_runs, run_config
 
 
 def test_binding_clips_show_both_patterns_of_each_kind_in_every_frame_whatever_the_label():
@@ -154,8 +153,8 @@ def test_sampling_flops_add_four_macs_per_sample():
     x = torch.zeros(1, 8, 3, 6, 6)
     block = SIFABlock(8, 3, "regular", semantics="code")
     samples = 8 * 9 * 2 * 36  # C k^2 per location of T - 1 pairs
-    assert count_macs_with_sampling(block, x) - count_macs_with_sampling(block, x, opaque=True) == 4 * samples
-    assert count_macs_with_sampling(block, x, opaque=True) == 2 * samples  # correlation + aggregation
+    assert count_macs(block, x, sampling=True) - count_macs(block, x) == 4 * samples
+    assert count_macs(block, x) == 2 * samples  # correlation + aggregation
 
 
 @pytest.mark.parametrize("depth,design,params", [(50, "released", 43.04e6), (101, "released", 63.55e6),
@@ -204,8 +203,9 @@ def test_the_chapter_grids_name_known_rows_and_override_reaches_the_suite(tmp_pa
     assert all(row in VARIANTS for rows in GRIDS.values() for row in rows)
     ctx = setup("smoke", 2, "cpu", "", str(tmp_path), size_override={"frames": 4, "size": 16, "epochs": 2})
     runs = chapter_runs(ctx)
-    assert len(runs) == 2 * sum(map(len, GRIDS.values()))
-    assert runs[0]["suite_overrides"]["frames"] == 4 and runs[0]["train"]["epochs"] == 2
-    assert "frames" not in run_config("small", "binding", "SIFA", 0, "cpu")["suite_overrides"]
-    assert run_config("small", "binding", "SIFA", 0, "cpu")["offset_lr"] == 0.1
-    assert "offset_lr" not in run_config("small", "binding", "SIFA_R", 0, "cpu")
+    assert len(runs) == 2 * sum(map(len, GRIDS.values())) and runs[0].row == "binding: 2D"
+    assert runs[0].config["suite_overrides"]["frames"] == 4 and runs[0].config["train"]["epochs"] == 2
+    small = context("small")
+    assert "frames" not in run_config(small, "binding", "SIFA", 0)["suite_overrides"]
+    assert run_config(small, "binding", "SIFA", 0)["offset_lr"] == 0.1
+    assert "offset_lr" not in run_config(small, "binding", "SIFA_R", 0)

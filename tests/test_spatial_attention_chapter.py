@@ -3,33 +3,36 @@ backbone, overrides are checked), beta's learning rate, the stage-1 cache, one s
 measurements, and the real-data wrapper."""
 import pytest
 import torch
+from conftest import stage1_file
 
-from vidattn.experiments import spatial_attention as E
-from vidattn.experiments import spatial_attention_configs as C
-from vidattn.experiments.spatial_attention_real import TotalPrediction, zoom_real_loss
-from vidattn.models.saliency_sampler import SaliencySampler
-from vidattn.models.spatial_attention import ZoomNetwork
-from vidattn.models.tcnn import TCNN, TCNN_S
+from vidattn.core.profiles import context
+from vidattn.core.registry import Run
+from vidattn.papers.spatial import experiment as E
+from vidattn.papers.spatial import rows as C
+from vidattn.papers.spatial.model import ZoomNetwork
+from vidattn.papers.spatial.real import TotalPrediction, zoom_real_loss
+from vidattn.papers.spatial.sampler import SaliencySampler
+from vidattn.papers.spatial.tcnn import TCNN, TCNN_S
 
 
 def test_rows_of_a_seed_share_one_stage1_backbone_per_suite():
-    keys = {row: E.stage1_path(C.run_config("small", row, 0, "cpu")) for row in C.ROWS}
+    small = context("small")
+    keys = {row: stage1_file(E, C.run_config(small, row, 0)) for row in C.ROWS}
     assert keys["O"] == keys["O+D"] == keys["O+D, learned β"] == keys["O+D, random maps"]
     assert keys["O, 12x12 glyph"] == keys["O+D, 12x12 glyph"] != keys["O"]
-    assert E.stage1_path(C.run_config("small", "O", 1, "cpu")) != keys["O"]
-    pre = {E.stage1_path(c) for c in C.stage1_runs(type("Ctx", (), {"profile": "small", "seeds": [0],
-                                                                  "device": "cpu", "size_override": {}})())}
+    assert stage1_file(E, C.run_config(small, "O", 1)) != keys["O"]
+    pre = {stage1_file(E, p.config) for p in C.stage1_runs(small)}
     assert pre == {keys["O"], keys["O, 12x12 glyph"]}
 
 
 def test_overrides_are_checked_and_reach_the_suite():
-    cfg = C.run_config("small", "O+D", 0, "cpu", {"n_train": 40, "epochs": 2})
+    cfg = C.run_config(context("small", size_override={"n_train": 40, "epochs": 2}), "O+D", 0)
     assert cfg["suite_overrides"]["n_train"] == 40 and cfg["train"]["epochs"] == 2
     assert cfg["stage1"]["epochs"] == 2  # epochs shrinks both stages
-    with pytest.raises(ValueError, match="unknown size_override key"):
-        C.settings("small", {"model": {}})
+    with pytest.raises(ValueError, match=r"size_override: this chapter does not use \['model'\]"):
+        C.settings(context("small", size_override={"model": {}}))
     with pytest.raises(ValueError, match="unknown profile"):
-        C.settings("huge")
+        context("huge")
 
 
 def test_beta_can_be_frozen_or_slowed():
@@ -50,19 +53,19 @@ def test_a_smoke_run_measures_every_branch_and_reuses_its_backbone(tmp_path, mon
     monkeypatch.setenv("VIDATTN_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("VIDATTN_RECORDS_DIR", str(tmp_path / "records"))
     over = {"n_train": 16, "n_test": 8}
-    cfg = C.run_config("smoke", "O+C+D", 0, "cpu", over)
+    cfg = C.run_config(context("smoke", size_override=over), "O+C+D", 0)
     cfg["examples"] = True
-    out = E.train(cfg)
+    out = E.train(cfg, Run())
     m = out["metrics"]
     for key in ("O_top1", "D_top1", "C_top1", "total_top1", "total_top1_maxmin", "top_peak_in_box",
                 "area_ratio_D", "delta 0.2: total", "frame_top1_visible", "reversed_top1"):
         assert key in m and m[key] == m[key], key  # present and not NaN
     assert len(out["per_clip"]["total_top1"]) == 8 and len(out["examples"]) == 2
     assert out["curves"]["beta_dis"] == [pytest.approx(0.09, abs=1e-6)]  # held
-    assert E.stage1_path(cfg).is_file()
+    assert stage1_file(E, cfg).is_file()
     calls = []
     monkeypatch.setattr(E, "fit", lambda *a, **k: calls.append(1) or pytest.fail("stage 1 retrained"))
-    model, curves = E.pretrained(cfg, *E.datasets(cfg)[2:])
+    model, curves = E.pretrained(cfg, Run(), *E.datasets(cfg)[2:])
     assert not calls and len(curves["test_top1"]) == 1
 
 

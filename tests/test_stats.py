@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from vidattn.gates import NOT_LEARNED, Gate, check, last_fifth_change
-from vidattn.stats import compare, mcnemar, paired_seed_interval
-from vidattn.tables import claim_from, verdict_kind
+from vidattn.report.gates import NOT_LEARNED, Gate, check, last_fifth_change
+from vidattn.report.stats import compare, mcnemar, paired_seed_interval
+from vidattn.report.tables import claim_from, verdict_kind
 
 
 def test_the_seed_interval_is_the_paired_t_interval():
@@ -84,7 +84,7 @@ def test_chance_gate():
 
 
 def test_a_chance_gate_tolerates_the_test_sets_sampling_error_only_when_asked():
-    from vidattn.gates import Gate, check, sampling_halfwidth
+    from vidattn.report.gates import Gate, check, sampling_halfwidth
 
     half = sampling_halfwidth(50, 1000)
     assert abs(half - 3.099) < 0.01  # 1.96 * sqrt(0.25 / 1000), in points

@@ -6,8 +6,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from vidattn import fingerprint, identity, store
-from vidattn.tables import aggregate, claims_ledger, paper_vs_ours
+from vidattn.core import fingerprint, identity, registry, store
+from vidattn.report.tables import aggregate, claims_ledger, paper_vs_ours
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ddp_worker import Toy  # noqa: E402
@@ -16,8 +16,8 @@ PKG = fingerprint.PACKAGE_ROOT
 CALLS = []
 
 
-@store.experiment("test/count", version=1)
-def _count(config):
+@registry.experiment("test/count", version=1)
+def _count(config, run):
     CALLS.append(config)
     return {"metrics": {"value": float(config["x"] * 2 + config["seed"])}, "curves": {"loss": [1.0, 0.5]}}
 
@@ -80,17 +80,17 @@ def test_code_fingerprint_follows_imports_and_ignores_comments(temp_modules):
 def _edited_module(a, version: int):
     a.write_text(textwrap.dedent(f'''
         from vidattn import _fp_b
-        from vidattn.store import experiment
+        from vidattn.core.registry import experiment
 
         @experiment("test/edited", version={version})
-        def run(config):
+        def run(config, run):
             return {{"metrics": {{"v": float(_fp_b.g())}}}}
     '''))
     fingerprint.clear_cache()
     import importlib
 
     import vidattn._fp_a as mod
-    store.EXPERIMENTS.pop("test/edited", None)
+    registry.EXPERIMENTS.pop("test/edited", None)
     identity.VERSIONS.pop("test/edited", None)
     identity.USES.pop("test/edited", None)
     importlib.reload(mod)
@@ -112,35 +112,7 @@ def test_a_code_change_is_drift_and_a_version_bump_makes_records_stale(records_d
     assert [r.key for r in store.stale_records()] == [rec.key]
     fresh = store.run_or_load("test/edited", {"seed": 0})
     assert fresh.key != rec.key and fresh.metrics["v"] == 2.0
-    del store.EXPERIMENTS["test/edited"]
-
-
-def _old_rule_record(name: str, config: dict, env: dict) -> dict:
-    """A record as the old rule wrote it: code and environment in the key, no identity."""
-    module = store.EXPERIMENTS[name].__module__
-    code = fingerprint.code_fingerprint([module], exclude=store.OLD_RULE_EXCLUDED)
-    key = fingerprint.sha256(fingerprint.canonical_json({"experiment": name, "config": config, "code": code,
-                                                         "environment": env}))[:20]
-    return {"experiment": name, "key": key, "config": config, "result": {"metrics": {"value": 1.0}},
-            "wall_seconds": 1.0, "device": "cpu (x86_64, DEFAULT, 1 thread per run)", "versions": env,
-            "created": "2026-12-01T00:00:00+00:00"}
-
-
-def test_rekey_migrates_only_records_whose_old_key_checks_out(records_dir):
-    env = {"cpu_capability": "DEFAULT", "deterministic": True, "device": "cpu", "dtype": "float32",
-           "numpy": "0.0", "threads": 1, "torch": "0.0", "torchvision": "0.0"}  # another machine's
-    good = _old_rule_record("test/count", {"x": 7, "seed": 0}, env)
-    forged = {**_old_rule_record("test/count", {"x": 8, "seed": 0}, env), "config": {"x": 9, "seed": 0}}
-    (records_dir / "test/count").mkdir(parents=True)
-    for d in (good, forged):
-        (records_dir / "test/count" / f"{d['key']}.json").write_text(json.dumps(d))
-    done, left = store.rekey()
-    assert len(done) == 1 and [p.name for p, _ in left] == [f"{forged['key']}.json"]
-    rec = store.load_record(done[0])
-    assert rec.key == store.record_key("test/count", {"x": 7, "seed": 0}) and rec.versions == env
-    CALLS.clear()
-    assert store.run_or_load("test/count", {"x": 7, "seed": 0}).metrics == {"value": 1.0} and not CALLS
-    assert store.rekey() == ([], left)  # nothing twice
+    del registry.EXPERIMENTS["test/edited"]
 
 
 def test_verify_reruns_and_compares_every_part(records_dir):
@@ -189,13 +161,13 @@ def test_tables(records_dir):
 
 
 def test_presentation_modules_do_not_enter_the_code_fingerprint():
-    closure = fingerprint.module_closure(["vidattn.experiments.data_suites"], exclude=store.NON_RESULT_MODULES)
-    assert "vidattn.engine.train" in closure and "vidattn.data.synthetic" in closure
+    closure = fingerprint.module_closure(["vidattn.papers.data_suites.experiment"], exclude=store.NON_RESULT_MODULES)
+    assert "vidattn.engine.train" in closure and "vidattn.data.suites.order" in closure
     assert not set(store.NON_RESULT_MODULES) & set(closure)
 
 
-@store.experiment("test/timed", version=1)
-def _timed(config):
+@registry.experiment("test/timed", version=1)
+def _timed(config, run):
     import time
 
     return {"metrics": {"acc": 1.0, "train_clips_per_second": 1.0 / (time.perf_counter() % 1 + 1e-3)}}
@@ -207,8 +179,8 @@ def test_verify_ignores_speed_measurements(records_dir):
     assert v.diff == {}
 
 
-@store.experiment("test/interruptible", version=1)
-def _interruptible(config):
+@registry.experiment("test/interruptible", version=1)
+def _interruptible(config, run):
     import torch.nn as nn
 
     from vidattn.engine.train import TrainConfig, fit, seed_everything
@@ -216,7 +188,7 @@ def _interruptible(config):
     seed_everything(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(768, 5))
     cfg = TrainConfig(epochs=3, batch_size=8)
-    res = fit(model, Toy(), cfg, checkpoint=store.checkpoint_path(),
+    res = fit(model, Toy(), cfg, checkpoint=run.checkpoint(),
               stop_after_epoch=config.get("crash_after"))
     if config.get("crash_after") and not config.get("resume_ok"):
         raise KeyboardInterrupt("simulated interruption")
@@ -231,18 +203,18 @@ def test_an_interrupted_experiment_resumes_from_its_checkpoint(records_dir, tmp_
     ckpt = tmp_path / "data" / "checkpoints" / "test/interruptible" / f"{key}-train.pt"
     assert ckpt.is_file() and not list(records_dir.rglob("*.json"))
     # same config and code: the rerun resumes after epoch 1 and cleans up its checkpoint
-    monkeypatch.setattr(store, "_RUNNING", [])
-    orig = store.EXPERIMENTS["test/interruptible"]
-    monkeypatch.setitem(store.EXPERIMENTS, "test/interruptible", lambda c: orig({**c, "resume_ok": True, "crash_after": None}))
+    orig = registry.EXPERIMENTS["test/interruptible"]
+    monkeypatch.setitem(registry.EXPERIMENTS, "test/interruptible",
+                        lambda c, run: orig({**c, "resume_ok": True, "crash_after": None}, run))
     rec = store.run_or_load("test/interruptible", {"crash_after": 1})
     assert rec.metrics["resumed_from"] == 1.0 and not ckpt.exists()
-    assert store.checkpoint_path() is None
+    assert registry.Run().checkpoint() is None  # outside the store nothing resumes
 
 
 def test_a_ledger_claim_names_its_records_and_verify_claim_recomputes_it(records_dir, tmp_path):
-    from vidattn import claims
-    from vidattn.stats import compare_records
-    from vidattn.tables import claim_from, claims_ledger, ledger_json
+    from vidattn.report import claims
+    from vidattn.report.stats import compare_records
+    from vidattn.report.tables import claim_from, claims_ledger, ledger_json
 
     hi = [store.run_or_load("test/count", {"x": 4, "seed": s}) for s in (0, 1, 2)]
     lo = [store.run_or_load("test/count", {"x": 3, "seed": s}) for s in (0, 1, 2)]

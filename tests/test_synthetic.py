@@ -1,13 +1,20 @@
 import hashlib
-
 from dataclasses import asdict
 
 import numpy as np
 import pytest
 
-from vidattn.data.suites import SUITES, generate_split, load_split, suite_config
-from vidattn.identity import cache_path
-from vidattn.data.synthetic import SuiteConfig, clip_rng, generate, generate_clip
+from vidattn.core.identity import cache_path
+from vidattn.data.suites.order import (
+    SUITES,
+    SuiteConfig,
+    clip_rng,
+    generate,
+    generate_clip,
+    generate_split,
+    load_split,
+    suite_config,
+)
 
 # sha256 of clip 3 of the test split of each registered suite, recorded when the
 # generator was written: a change here means clips are no longer what the records saw
@@ -102,9 +109,9 @@ def test_bad_configs_name_the_problem():
         SuiteConfig("x", (("jump",),))
     with pytest.raises(ValueError, match="needs at least"):
         SuiteConfig("x", (("right", "grow"),), frames=8, timing="event_pause_event")
-    with pytest.raises(ValueError, match="unknown suite 'nope'"):
+    with pytest.raises(ValueError, match="unknown order suite 'nope'"):
         suite_config("nope")
-    with pytest.raises(ValueError, match="unknown suite field"):
+    with pytest.raises(ValueError, match="unknown order-suite field"):
         suite_config("order", colour="red")
 
 

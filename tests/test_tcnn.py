@@ -1,8 +1,8 @@
 """T-CNN in the spec's reading: Table 1's counts, the strides, and a trace that agrees with the FLOP counter."""
 import torch
 
-from vidattn.flops import count_macs
-from vidattn.models.tcnn import TCNN, TCNN_F, TCNN_S, trace
+from vidattn.engine.flops import count_macs
+from vidattn.papers.spatial.tcnn import TCNN, TCNN_F, TCNN_S, trace
 
 
 def test_tcnn_f_has_table_1s_layers_and_costs_15_5_gmacs():
@@ -23,7 +23,7 @@ def test_tcnn_f_has_table_1s_layers_and_costs_15_5_gmacs():
 
 
 def test_a_dilated_temporal_layer_reads_frames_d_apart_and_nothing_between():
-    from vidattn.models.tcnn import ConvLayer, Layer
+    from vidattn.papers.spatial.tcnn import ConvLayer, Layer
 
     torch.manual_seed(0)
     layer = ConvLayer(4, Layer(4, 4, dilation=2), stem=False).eval()

@@ -1,8 +1,7 @@
 """The shared same-location temporal baselines (SIFA Table 1e), each against its definition written as a loop."""
 import torch
 
-from vidattn.models.temporal import (CorrelationFeature, TemporalConv, local_correlation, temporal_difference,
-                                     tsm_shift)
+from vidattn.models.temporal import CorrelationFeature, TemporalConv, local_correlation, temporal_difference, tsm_shift
 
 
 def test_tsm_moves_two_folds_one_frame_each_way_and_keeps_the_rest():
@@ -18,7 +17,7 @@ def test_tsm_moves_two_folds_one_frame_each_way_and_keeps_the_rest():
 def test_an_overlapping_in_place_shift_corrupts_the_motion_saliency_map():
     """The official SIFA code's right shift, x[:, :, 1:] = x[:, :, :-1] (spec pitfall 1), reads frames the
     copy has already overwritten on the CPU, so its MSM is wrong; the cat form is the shift."""
-    from vidattn.models.sifa import motion_saliency
+    from vidattn.papers.sifa.op import motion_saliency
 
     x = torch.arange(6.0).view(1, 1, 6, 1, 1).repeat(1, 64, 1, 8, 8)
     want = torch.cat([x[:, :, :1], x[:, :, :-1]], 2)  # s_t = x_{max(t - 1, 0)}

@@ -2,11 +2,11 @@
 import pytest
 import torch
 import torch.nn.functional as F
-
 from real_fixtures import resnet50_checkpoint, vit_checkpoint
-from vidattn.models.direcformer import DirecFormer, DirecFormerConfig, load_vit_weights
+
 from vidattn.models.inflate import inflate, load_resnet50_inflated
 from vidattn.models.resnet3d import ResNet3d50
+from vidattn.papers.direcformer.model import DirecFormer, DirecFormerConfig, load_vit_weights
 
 
 def _tiny_direcformer(**kw):

@@ -3,10 +3,10 @@ sampler, the CAM path is detached, frame-to-slice mapping, and deterministic eva
 import pytest
 import torch
 
-from vidattn.models.class_peaks import find_peaks, normalise, peak_table, saliency_pair
-from vidattn.models.saliency_sampler import SaliencySampler, gaussian_saliency
-from vidattn.models.spatial_attention import MODES, ZoomNetwork, zoom_loss
-from vidattn.models.tcnn import TCNN, TCNN_S
+from vidattn.papers.spatial.class_peaks import find_peaks, normalise, peak_table, saliency_pair
+from vidattn.papers.spatial.model import MODES, ZoomNetwork, zoom_loss
+from vidattn.papers.spatial.sampler import SaliencySampler, gaussian_saliency
+from vidattn.papers.spatial.tcnn import TCNN, TCNN_S
 
 
 def net(mode="O+C+D"):

@@ -4,7 +4,6 @@
     vidattn run-all --profile small --out-dir book/_executed
     vidattn store stale [--delete]
     vidattn store drift
-    vidattn store rekey [--code-at REV]
     vidattn store verify [--sample 2 | --all] [--workers N] [--experiment NAME]
     vidattn store verify --claim CHAPTER:CLAIM [--profile small]
     vidattn data check DATA_ROOT [--workers N]
@@ -22,8 +21,9 @@ from typing import Any
 
 import yaml
 
-from vidattn.paths import REPO_ROOT
-from vidattn.profiles import PROFILES
+from vidattn.core.files import CorruptFileError
+from vidattn.core.paths import REPO_ROOT
+from vidattn.core.profiles import PROFILES
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 
@@ -51,7 +51,7 @@ def run_chapter(src: Path, out: Path, params: dict[str, Any], prepare_only: bool
     Both temporaries (the converted input and papermill's output) live in a fresh folder
     outside the book's source tree, so a killed run leaves nothing that Sphinx would read;
     only when every cell has run is the notebook copied into place atomically
-    (:func:`vidattn.files.write_atomic`), so a failed run never leaves a notebook that
+    (:func:`vidattn.core.files.write_atomic`), so a failed run never leaves a notebook that
     looks complete (the hidden copies of runs killed in that instant are removed first).
     Under ``torchrun`` (``torchrun --nproc_per_node=N -m vidattn.cli run ...``) every rank
     executes the chapter, its kernel joins the process group, and only rank 0 writes ``out``.
@@ -62,7 +62,7 @@ def run_chapter(src: Path, out: Path, params: dict[str, Any], prepare_only: bool
     import nbformat
     import papermill
 
-    from vidattn.files import write_atomic
+    from vidattn.core.files import write_atomic
 
     src, out = Path(src), Path(out)
     if not src.is_file():
@@ -114,8 +114,8 @@ def _parse_params(pairs: list[list[str]] | None) -> dict[str, Any]:
 
 def _stale(delete: bool) -> int:
     """List (and with ``delete`` remove) stale records; corrupt ones are reported, never read."""
-    from vidattn import experiments  # noqa: F401  (registers every experiment)
-    from vidattn import store
+    from vidattn import catalog  # noqa: F401  (registers every experiment)
+    from vidattn.core import store
 
     recs, corrupt = store.scan_records()
     for path, err in corrupt:
@@ -129,25 +129,12 @@ def _stale(delete: bool) -> int:
     return 0
 
 
-def _rekey(rev: str | None) -> int:
-    """The one-time migration of records keyed by the old rule (:func:`vidattn.store.rekey`)."""
-    from vidattn import experiments  # noqa: F401  (registers every experiment)
-    from vidattn import store
-
-    done, left = store.rekey(rev)
-    for path, why in left:
-        print(f"left: {path}: {why}")
-    print(f"{len(done)} record(s) rekeyed, {len(left)} left for make retrain"
-          + (f" (old rule computed with the code at {rev})" if rev else ""))
-    return 0
-
-
 def _drift() -> int:
     """Records made by other code than today's: listed with their experiment; counts per experiment."""
     from collections import Counter
 
-    from vidattn import experiments  # noqa: F401  (registers every experiment)
-    from vidattn import store
+    from vidattn import catalog  # noqa: F401  (registers every experiment)
+    from vidattn.core import store
 
     recs, _ = store.scan_records()
     drifted = [r for r in recs if not store.is_stale(r) and r.code != store.code_of(r.experiment)]
@@ -165,9 +152,9 @@ def _verify(sample: int | None, workers: int | None, experiment: str | None = No
     In a record's own environment the check is exact; elsewhere each metric is shown beside
     its row's spread over seeds, and the output says that this is not an exact check.
     """
-    from vidattn import experiments  # noqa: F401  (registers every experiment)
-    from vidattn import store
-    from vidattn.paths import records_dir
+    from vidattn import catalog  # noqa: F401  (registers every experiment)
+    from vidattn.core import store
+    from vidattn.core.paths import records_dir
 
     everything, corrupt = store.scan_records()
     for path, err in corrupt:
@@ -203,9 +190,9 @@ def _verify(sample: int | None, workers: int | None, experiment: str | None = No
 
 def _verify_claim(spec: str, profile: str, workers: int | None) -> int:
     """Re-run the records a ledger claim rests on and recompute it; 0 when the verdict is unchanged."""
-    from vidattn import experiments  # noqa: F401  (registers every experiment)
-    from vidattn import store
-    from vidattn.claims import recheck
+    from vidattn import catalog  # noqa: F401  (registers every experiment)
+    from vidattn.core import store
+    from vidattn.report.claims import recheck
 
     if ":" not in spec:
         print(f"--claim takes CHAPTER:CLAIM (e.g. 04_sifa:3), got {spec!r}", file=sys.stderr)
@@ -228,8 +215,8 @@ def _data_check(root: Path, workers: int | None, dataset: str = "") -> int:
     """Decode every listed video; report the bad ones; non-zero exit when any is bad."""
     from collections import Counter
 
+    from vidattn.core.store import default_workers
     from vidattn.data.check import check_dataset
-    from vidattn.store import default_workers
 
     layout, checks = check_dataset(root, workers or default_workers(), dataset=dataset)
     bad = [c for c in checks if c.status != "ok"]
@@ -243,8 +230,8 @@ def _data_check(root: Path, workers: int | None, dataset: str = "") -> int:
 
 def _probe(names: list[str], update: bool) -> int:
     """Run behaviour probes (all by default); compare with the committed ones, or rewrite them."""
-    from vidattn import experiments  # noqa: F401  (registers every experiment)
-    from vidattn import probes
+    from vidattn import catalog  # noqa: F401  (registers every experiment)
+    from vidattn.core import probes
 
     unknown = sorted(set(names) - set(probes.PROBE_CONFIGS))
     if unknown:
@@ -262,7 +249,32 @@ def _probe(names: list[str], update: bool) -> int:
     return 1 if failed else 0
 
 
+TRACEBACK = "VIDATTN_TRACEBACK"  # set to 1 to see the traceback of a user error too
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The command line; a user error (a bad value, a missing or corrupt file) is one line and exit 2."""
+    try:
+        return _main(argv)
+    except (ValueError, OSError, CorruptFileError) as e:
+        if os.environ.get(TRACEBACK) == "1":
+            raise
+        print(f"vidattn: error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        from papermill.exceptions import PapermillExecutionError
+
+        if not isinstance(e, PapermillExecutionError) or e.ename not in USER_ERRORS or os.environ.get(TRACEBACK) == "1":
+            raise
+        print(f"vidattn: error: {e.exec_count and f'cell {e.exec_count}: ' or ''}{e.ename}: {e.evalue}", file=sys.stderr)
+        return 2
+
+
+# errors a chapter raises for its parameters or its data (a bug raises something else)
+USER_ERRORS = ("ValueError", "FileNotFoundError", "CorruptFileError", "CorruptRecordError", "NotADirectoryError")
+
+
+def _main(argv: list[str] | None) -> int:
     ap = argparse.ArgumentParser(prog="vidattn", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="run one chapter with papermill")
@@ -276,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("-p", nargs=2, action="append", metavar=("NAME", "VALUE"), help="extra chapter parameter")
     a.add_argument("--prepare-only", action="store_true")
     s = sub.add_parser("store", help="inspect the result store")
-    s.add_argument("action", choices=["stale", "verify", "drift", "rekey"])
+    s.add_argument("action", choices=["stale", "verify", "drift"])
     s.add_argument("--delete", action="store_true", help="with stale: delete the stale records")
     g = s.add_mutually_exclusive_group()
     g.add_argument("--sample", type=int, default=2, help="with verify: how many records to re-run (default 2)")
@@ -287,8 +299,6 @@ def main(argv: list[str] | None = None) -> int:
                    help="with verify: re-run the records a ledger claim rests on and recompute its verdict "
                         "(CLAIM: its number in the ledger, or text only it contains)")
     s.add_argument("--profile", default="small", choices=PROFILES, help="with verify --claim: whose ledger")
-    s.add_argument("--code-at", default=None, metavar="REV",
-                   help="with rekey: compute the old rule with the package source at this git revision")
     d = sub.add_parser("data", help="check a real dataset")
     d.add_argument("action", choices=["check"])
     d.add_argument("root", type=Path, help="the dataset's root folder (a known layout)")
@@ -305,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "run-all":
         import jupytext
 
-        from vidattn.store import RUN_LOG, runs_logged
+        from vidattn.core.store import RUN_LOG, runs_logged
 
         fd, name = tempfile.mkstemp(prefix="vidattn-runs-", suffix=".log")
         os.close(fd)
@@ -332,8 +342,6 @@ def main(argv: list[str] | None = None) -> int:
         return _stale(args.delete)
     elif args.action == "drift":
         return _drift()
-    elif args.action == "rekey":
-        return _rekey(args.code_at)
     elif args.claim:
         return _verify_claim(args.claim, args.profile, args.workers)
     else:

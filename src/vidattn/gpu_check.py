@@ -30,28 +30,29 @@ import numpy as np
 import torch
 
 from vidattn.data.real import Sampling, export_ucf101, open_dataset
-from vidattn.data.suites import generate_split, suite_config
+from vidattn.data.suites.order import generate_split, suite_config
 from vidattn.engine.benchmark import peak_flops
+from vidattn.engine.flops import count_macs
 from vidattn.engine.real_data import classify_loss
 from vidattn.engine.train import TrainConfig, fit
-from vidattn.experiments import cidc_configs, direcformer_configs, sifa_configs
-from vidattn.experiments import pyramid_attention_configs as pyramid_configs
-from vidattn.experiments import spatial_attention_configs as spatial_configs
-from vidattn.experiments.cidc import build_backbone
-from vidattn.experiments.pyramid_attention_real import pyramid_real_loss
-from vidattn.experiments.sifa_real import dual_head_loss
-from vidattn.experiments.spatial_attention_real import TotalPrediction, zoom_real_loss
-from vidattn.flops import count_macs
-from vidattn.models.cidc import GAPHead, VideoClassifier
-from vidattn.models.direcformer import DirecFormer, DirecFormerConfig, LossWeights, direcformer_loss
-from vidattn.models.pyramid_placements import PyramidBackbone
-from vidattn.models.sifa import inter_frame_attention
-from vidattn.models.saliency_sampler import SaliencySampler
-from vidattn.models.sifa_net import SIFANet
-from vidattn.models.spatial_attention import ZoomNetwork
-from vidattn.models.tcnn import TCNN, TCNN_F
-from vidattn.permutations import order_table, permutation_set
-from vidattn.sampling_flops import count_macs_with_sampling
+from vidattn.papers.cidc import rows as cidc_rows
+from vidattn.papers.cidc.experiment import build_backbone
+from vidattn.papers.cidc.model import GAPHead, VideoClassifier
+from vidattn.papers.direcformer import rows as direcformer_rows
+from vidattn.papers.direcformer.model import DirecFormer, DirecFormerConfig, LossWeights, direcformer_loss
+from vidattn.papers.direcformer.permutations import order_table, permutation_set
+from vidattn.papers.pyramid import rows as pyramid_rows
+from vidattn.papers.pyramid.placements import PyramidBackbone
+from vidattn.papers.pyramid.real import pyramid_real_loss
+from vidattn.papers.sifa import rows as sifa_rows
+from vidattn.papers.sifa.net import SIFANet
+from vidattn.papers.sifa.op import inter_frame_attention
+from vidattn.papers.sifa.real import dual_head_loss
+from vidattn.papers.spatial import rows as spatial_rows
+from vidattn.papers.spatial.model import ZoomNetwork
+from vidattn.papers.spatial.real import TotalPrediction, zoom_real_loss
+from vidattn.papers.spatial.sampler import SaliencySampler
+from vidattn.papers.spatial.tcnn import TCNN, TCNN_F
 
 
 def export_suite(root: Path, clips: int, size: int, frames: int) -> Path:
@@ -123,25 +124,25 @@ def main(argv: list[str] | None = None) -> dict:
         n = args.steps * args.batch
         epochs = max(1, -(-n // args.clips))  # enough epochs over the exported clips for the steps
         # DirecFormer: 8 TSN segments, ViT-B/16, C-S with both losses, SGD as in the paper
-        train, test = direcformer_configs.real_sampling("ucf101", args.size)
+        train, test = direcformer_rows.real_sampling("ucf101", args.size)
         data = open_dataset(root, train_sampling=Sampling(**train), test_sampling=Sampling(**test))
         perms = order_table(permutation_set(8, 30, "max"))
         model = DirecFormer(DirecFormerConfig(num_classes=len(data.classes), variant="C-S", img_size=args.size,
                                               num_orders=len(perms), patch_size=16 if args.size % 16 == 0 else 8))
         macs = float(count_macs(model, torch.zeros(1, 3, 8, args.size, args.size)))
-        recipe = {**direcformer_configs.FULL_TRAIN, "batch_size": args.batch, "epochs": epochs}
+        recipe = {**direcformer_rows.FULL_TRAIN, "batch_size": args.batch, "epochs": epochs}
         loss = partial(direcformer_loss, orders=perms, weights=LossWeights(1.0, 1.0, 1.0))
         results["runs"].append(measure("DirecFormer C-S (ViT-B/16, 8x224, both passes)", model, data.train,
                                        TrainConfig(**recipe), loss, macs, 2, device))
         del model
         # CIDC stage 1: I3D-ResNet-50 + GAP, 32 frames every other frame, SGD as in the paper
-        train, test = cidc_configs.REAL_SAMPLING["full"]
+        train, test = cidc_rows.REAL_SAMPLING["full"]
         train = {**train, "size": args.size}
         data = open_dataset(root, train_sampling=Sampling(**train), test_sampling=Sampling(**{**train, **test}))
-        backbone = build_backbone(cidc_configs.PROFILE_SETTINGS["full"]["backbone"])
+        backbone = build_backbone(cidc_rows.PROFILE_SETTINGS["full"]["backbone"])
         model = VideoClassifier(backbone, GAPHead(backbone.channels, len(data.classes)))
         macs = float(count_macs(model, torch.zeros(1, 3, 32, args.size, args.size)))
-        recipe = {**cidc_configs.PAPER_TRAIN, "batch_size": args.batch, "epochs": epochs}
+        recipe = {**cidc_rows.PAPER_TRAIN, "batch_size": args.batch, "epochs": epochs}
         results["runs"].append(measure("CIDC stage 1 (I3D-ResNet-50 + GAP, 32x224)", model, data.train,
                                        TrainConfig(**recipe), classify_loss, macs, 1, device))
         del model
@@ -149,18 +150,18 @@ def main(argv: list[str] | None = None) -> dict:
         train = {"mode": "dense", "frames": 16, "stride": 1, "size": args.size}
         data = open_dataset(root, train_sampling=Sampling(**train), test_sampling=Sampling(**train))
         model = SIFANet(50, "released", len(data.classes), 16)
-        macs = float(count_macs_with_sampling(model, torch.zeros(1, 3, 16, args.size, args.size)))
-        recipe = {**sifa_configs.PAPER_TRAIN, "batch_size": args.batch, "epochs": epochs}
+        macs = float(count_macs(model, torch.zeros(1, 3, 16, args.size, args.size), sampling=True))
+        recipe = {**sifa_rows.PAPER_TRAIN, "batch_size": args.batch, "epochs": epochs}
         results["runs"].append(measure("SIFA-Net R50 (released, 16x224, dual head)", model, data.train,
                                        TrainConfig(**recipe), dual_head_loss, macs, 1, device))
         del model
         # T-CNN-F alone and with the three zoom branches (the spatial-attention chapter's Tables 2-3),
         # 16 consecutive frames, the 31 x 31 sampler, Eq. 8's loss, SGD as in the paper
-        for name, mode in spatial_configs.REAL_ROWS.items():
+        for name, mode in spatial_rows.REAL_ROWS.items():
             net = ZoomNetwork(TCNN(TCNN_F, len(data.classes)), len(data.classes), mode, SaliencySampler())
             model = TotalPrediction(net)
-            macs = float(count_macs_with_sampling(model, torch.zeros(1, 3, 16, args.size, args.size)))
-            recipe = {**spatial_configs.PAPER_TRAIN, "batch_size": args.batch, "epochs": epochs}
+            macs = float(count_macs(model, torch.zeros(1, 3, 16, args.size, args.size), sampling=True))
+            recipe = {**spatial_rows.PAPER_TRAIN, "batch_size": args.batch, "epochs": epochs}
             results["runs"].append(measure(f"{name} (T-CNN-F, 16x{args.size}, mode {mode})", model, data.train,
                                            TrainConfig(**recipe), zoom_real_loss, macs, 1, device))
             del model, net
@@ -170,11 +171,11 @@ def main(argv: list[str] | None = None) -> dict:
         K = args.pyramid_frames
         train = {"mode": "tsn", "frames": K, "size": size}
         data = open_dataset(root, train_sampling=Sampling(**train), test_sampling=Sampling(**train))
-        for name, scales in pyramid_configs.REAL_ROWS.items():
+        for name, scales in pyramid_rows.REAL_ROWS.items():
             model = PyramidBackbone(args.pyramid_backbone, len(data.classes), scales, image_size=size)
             macs = float(count_macs(model, torch.zeros(1, 3, K, size, size)))
-            recipe = {**pyramid_configs.PAPER_TRAIN, "batch_size": args.batch, "epochs": epochs}
-            losses = pyramid_configs.PAPER_LOSSES if scales else pyramid_configs.NO_LOSSES
+            recipe = {**pyramid_rows.PAPER_TRAIN, "batch_size": args.batch, "epochs": epochs}
+            losses = pyramid_rows.PAPER_LOSSES if scales else pyramid_rows.NO_LOSSES
             results["runs"].append(measure(f"{args.pyramid_backbone} {name} ({K}x{size})", model, data.train,
                                            TrainConfig(**recipe), pyramid_real_loss(losses["beta"],
                                                                                     losses["gamma"], K),

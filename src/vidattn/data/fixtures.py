@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from vidattn.data.real import export_ucf101
-from vidattn.data.suites import generate_split, suite_config
+from vidattn.data.suites.order import generate_split, suite_config
 
 
 def ucf101_fixture(root: Path, n: int = 40, frames: int = 16) -> Path:

@@ -44,10 +44,10 @@ import av
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
 from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
 
-from vidattn.identity import declare
+from vidattn.core.identity import declare
 
 declare("data/real", 1)  # decoding, sampling and views of the real-data loaders (their probe's checksum)
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".webm", ".mkv")
@@ -628,7 +628,7 @@ def annotation_fingerprint(root: Path, dataset: str = "") -> str:
     """sha256 of a dataset's annotation files (names and bytes): part of every real-data run's key,
     so a changed split or label file never serves an old record. The videos themselves are
     not hashed (terabytes); ``vidattn data check`` vouches for them."""
-    from vidattn.fingerprint import sha256
+    from vidattn.core.fingerprint import sha256
 
     root = Path(root)
     dataset = dataset or detect_layout(root)

@@ -2,7 +2,7 @@
 device of a ``torchrun`` rank, a loss for single- and multi-label targets, and the scores.
 
 A real-data run's config carries a ``data`` entry (built by
-:func:`vidattn.profiles.RunContext.data_spec`)::
+:func:`vidattn.core.profiles.RunContext.data_spec`)::
 
     {"root": "/data/ssv2", "dataset": "ssv2", "split": "", "fingerprint": "<sha256 of
      the annotation files>", "on_bad_video": "error", "train": {sampling}, "test": {sampling}}
@@ -25,8 +25,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from sklearn.metrics import average_precision_score
 
+from vidattn.core.files import load_tensors
 from vidattn.data.real import RealData, Sampling, open_dataset
 from vidattn.engine.evaluate import predict, topk_accuracy
+from vidattn.engine.flops import count_params
+from vidattn.engine.train import TrainConfig, fit
 
 
 def open_real(spec: dict[str, Any], seed: int = 0) -> RealData:
@@ -113,3 +116,28 @@ def bad_count(bad: dict[int, str]) -> int:
         return len(set().union(*map(set, gathered)))
     return len(bad)
 
+
+
+def fit_and_score(model: nn.Module, data: RealData, config: dict[str, Any], run: Any, loss_fn: Any, device: str
+                  ) -> tuple[dict[str, float], dict[str, list], Any]:
+    """What every real-data experiment does once its model is built: train it on the training
+    set with the config's recipe (resuming from ``run``'s checkpoint), score it on the test set
+    (:func:`score`), and count its parameters. Returns (metrics, per-clip outcomes, the
+    :class:`~vidattn.engine.train.TrainResult`); the model stays on ``device``."""
+    res = fit(model, data.train, TrainConfig(**config["train"], seed=config["seed"]), loss_fn=loss_fn,
+              device=device, checkpoint=run.checkpoint())
+    metrics, per_clip = score(model, data, device)
+    metrics["params"] = float(count_params(model))
+    metrics["train_clips_per_second"] = res.clips_per_second
+    return metrics, per_clip, res
+
+
+def load_except_classifier(module: nn.Module, path: str, classifiers: tuple[str, ...], what: str) -> None:
+    """A pretrained state dict into ``module`` where only the classifier (keys starting with one of
+    ``classifiers``) may differ, e.g. another dataset's classes; anything else that does not fit
+    is a one-line error naming the file."""
+    state = {k: v for k, v in load_tensors(path, f"{what} weights").items() if not k.startswith(classifiers)}
+    missing, unexpected = module.load_state_dict(state, strict=False)
+    bad = [k for k in missing if not k.startswith(classifiers)] + list(unexpected)
+    if bad:
+        raise ValueError(f"weights {path} do not fit {what}: {len(bad)} tensors, e.g. {bad[:4]}")

@@ -27,9 +27,9 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset, default_collate
 from tqdm.auto import tqdm
 
-from vidattn.engine.distributed import DistInfo, dist_info
-from vidattn.files import load_tensors, save_atomic
-from vidattn.fingerprint import canonical_json
+from vidattn.core.distributed import DistInfo, dist_info
+from vidattn.core.files import load_tensors, save_atomic
+from vidattn.core.fingerprint import canonical_json
 
 LossFn = Callable[[nn.Module, dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, float]]]
 
@@ -127,6 +127,117 @@ def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
+@dataclass
+class Loop:
+    """What one training run holds between steps: the model, ``net`` (the model or its DDP
+    wrapper, what the loss calls), the optimiser, the schedule, the recipe and where it runs."""
+
+    model: nn.Module
+    net: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    cfg: TrainConfig
+    device: torch.device
+    info: DistInfo
+
+    @property
+    def use_amp(self) -> bool:
+        return self.cfg.amp_bf16 and self.device.type == "cuda"
+
+
+def resume(loop: Loop, path: Path, result: TrainResult) -> int:
+    """Restore ``loop`` and ``result`` from the checkpoint at ``path``; the epoch to start at.
+
+    The checkpoint must have been written under the same :class:`TrainConfig`.
+    """
+    state = load_tensors(path, "training checkpoint")
+    cfg_json = canonical_json(loop.cfg)
+    if state["config"] != cfg_json:
+        raise ValueError(f"checkpoint {path} was written by a different TrainConfig; delete it or "
+                         f"use another path (stored {state['config']}, now {cfg_json})")
+    loop.model.load_state_dict(state["model"])
+    loop.optimizer.load_state_dict(state["optimizer"])
+    loop.scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng_cpu"])
+    result.history = [dict(zip(state["history_keys"], row.tolist())) for row in state["history"]]
+    result.seconds = float(state["seconds"])
+    result.resumed_from_epoch = int(state["epoch"])
+    return result.resumed_from_epoch
+
+
+def save_checkpoint(loop: Loop, path: Path, epoch: int, result: TrainResult) -> None:
+    """Everything :func:`resume` needs to continue after ``epoch`` exactly as if never stopped."""
+    keys = sorted(result.history[0])
+    save_atomic(path, {
+        "config": canonical_json(loop.cfg),
+        "model": loop.model.state_dict(),
+        "optimizer": loop.optimizer.state_dict(),
+        "scheduler": loop.scheduler.state_dict(),
+        "rng_cpu": torch.get_rng_state(),
+        "epoch": epoch,
+        "history_keys": keys,
+        "history": torch.tensor([[h.get(k, float("nan")) for k in keys] for h in result.history],
+                                dtype=torch.float64),
+        "seconds": result.seconds,
+    })
+
+
+def train_step(loop: Loop, batch: dict[str, torch.Tensor], loss_fn: LossFn, where: str) -> dict[str, float]:
+    """One optimiser step on ``batch``: the loss and its logs (a non-finite loss stops the run)."""
+    with torch.autocast(loop.device.type, dtype=torch.bfloat16, enabled=loop.use_amp):
+        loss, logs = loss_fn(loop.net, batch)
+    if not torch.isfinite(loss):
+        raise FloatingPointError(
+            f"non-finite loss ({loss.item()}) at {where}: "
+            f"lower the learning rate (now {loop.scheduler.get_last_lr()[0]:.3g}) or enable clip_grad")
+    loop.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if loop.cfg.clip_grad:
+        nn.utils.clip_grad_norm_(loop.model.parameters(), loop.cfg.clip_grad)
+    loop.optimizer.step()
+    loop.scheduler.step()
+    return {"loss": loss.item(), **logs}
+
+
+def train_epoch(loop: Loop, train_set: Dataset, epoch: int, loss_fn: LossFn, progress: bool = False
+                ) -> tuple[dict[str, float], int]:
+    """One epoch (0-based ``epoch``): its mean logs over batches and ranks, and the clips it trained on."""
+    cfg, info = loop.cfg, loop.info
+    loop.net.train()
+    sums: dict[str, float] = {}
+    batches = epoch_batches(len(train_set), cfg, epoch, info)
+    it = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress or info.rank != 0, leave=False)
+    for step, idx in enumerate(it):
+        batch = _to(default_collate([train_set[int(i)] for i in idx]), loop.device)
+        logs = train_step(loop, batch, loss_fn, f"epoch {epoch + 1}, step {step + 1}")
+        for k, v in logs.items():
+            sums[k] = sums.get(k, 0.0) + v
+    row = {f"train_{k}": v / len(batches) for k, v in sums.items()}
+    if info.world_size > 1:
+        vals = torch.tensor(list(row.values()), dtype=torch.float64)
+        dist.all_reduce(vals)
+        row = dict(zip(row, (vals / info.world_size).tolist()))
+    return row, len(batches) * (cfg.batch_size // info.world_size) * info.world_size
+
+
+def build_loop(model: nn.Module, n: int, cfg: TrainConfig, device: torch.device) -> Loop:
+    """The model on ``device``, its optimiser and its schedule for ``n`` clips (not yet DDP-wrapped)."""
+    info = dist_info()
+    model.to(device)
+    optimizer = build_optimizer(model, cfg)
+    steps_per_epoch = len(epoch_batches(n, cfg, 0, info))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(cfg, s, steps_per_epoch))
+    return Loop(model, model, optimizer, scheduler, cfg, device, info)
+
+
+def distribute(loop: Loop) -> None:
+    """Under ``torchrun``, train through DDP (after any resume: DDP starts from rank 0's weights)."""
+    if loop.info.world_size > 1:
+        device = loop.device
+        loop.net = nn.parallel.DistributedDataParallel(loop.model,
+                                                       device_ids=[device.index] if device.type == "cuda" else None)
+
+
 def fit(
     model: nn.Module,
     train_set: Dataset,
@@ -141,95 +252,36 @@ def fit(
 ) -> TrainResult:
     """Train ``model`` in place on ``train_set`` and return its per-epoch history.
 
-    ``checkpoint`` is a file: written at the end of every epoch, and read at the start
-    if it exists (the run resumes after the last finished epoch; the stored config must
-    match). ``stop_after_epoch`` simulates an interruption. ``epoch_end`` may return
-    extra metrics (for example held-out accuracy) to log in the history.
+    ``checkpoint`` is a file: written at the end of every epoch (:func:`save_checkpoint`),
+    and read at the start if it exists (:func:`resume`: the run continues after the last
+    finished epoch; the stored config must match). ``stop_after_epoch`` simulates an
+    interruption. ``epoch_end`` may return extra metrics (for example held-out accuracy)
+    to log in the history.
     """
-    device = torch.device(device)
-    info = dist_info()
-    model.to(device)
-    optimizer = build_optimizer(model, cfg)
-    batches0 = epoch_batches(len(train_set), cfg, 0, info)
-    steps_per_epoch = len(batches0)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(cfg, s, steps_per_epoch))
+    loop = build_loop(model, len(train_set), cfg, torch.device(device))
     result = TrainResult()
-    start_epoch = 0
     ckpt_path = Path(checkpoint) if checkpoint else None
-    cfg_json = canonical_json(cfg)
-    if ckpt_path and ckpt_path.is_file():
-        state = load_tensors(ckpt_path, "training checkpoint")
-        if state["config"] != cfg_json:
-            raise ValueError(f"checkpoint {ckpt_path} was written by a different TrainConfig; delete it or "
-                             f"use another path (stored {state['config']}, now {cfg_json})")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng_cpu"])
-        start_epoch = int(state["epoch"])
-        result.history = [dict(zip(state["history_keys"], row.tolist())) for row in state["history"]]
-        result.seconds = float(state["seconds"])
-        result.resumed_from_epoch = start_epoch
-    net: nn.Module = model
-    if info.world_size > 1:
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    use_amp = cfg.amp_bf16 and device.type == "cuda"
+    start_epoch = resume(loop, ckpt_path, result) if ckpt_path and ckpt_path.is_file() else 0
+    distribute(loop)
     clips = 0
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
-        net.train()
-        sums: dict[str, float] = {}
-        batches = epoch_batches(len(train_set), cfg, epoch, info)
-        it = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress or info.rank != 0, leave=False)
-        for step, idx in enumerate(it):
-            batch = _to(default_collate([train_set[int(i)] for i in idx]), device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                loss, logs = loss_fn(net, batch)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, step {step + 1}: "
-                    f"lower the learning rate (now {scheduler.get_last_lr()[0]:.3g}) or enable clip_grad")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.clip_grad:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
-            optimizer.step()
-            scheduler.step()
-            for k, v in {"loss": loss.item(), **logs}.items():
-                sums[k] = sums.get(k, 0.0) + v
-            clips += len(idx) * info.world_size
-        row = {f"train_{k}": v / len(batches) for k, v in sums.items()}
-        if info.world_size > 1:
-            vals = torch.tensor(list(row.values()), dtype=torch.float64)
-            dist.all_reduce(vals)
-            row = dict(zip(row, (vals / info.world_size).tolist()))
+        row, n = train_epoch(loop, train_set, epoch, loss_fn, progress)
+        clips += n
         row["epoch"] = epoch + 1
-        row["lr"] = scheduler.get_last_lr()[0]
+        row["lr"] = loop.scheduler.get_last_lr()[0]
         if epoch_end is not None:
             row.update(epoch_end(model, epoch + 1))
         seconds = time.perf_counter() - t0
         result.seconds += seconds
         row["seconds"] = seconds
         result.history.append(row)
-        if ckpt_path and info.rank == 0:
-            keys = sorted(result.history[0])
-            save_atomic(ckpt_path, {
-                "config": cfg_json,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "rng_cpu": torch.get_rng_state(),
-                "epoch": epoch + 1,
-                "history_keys": keys,
-                "history": torch.tensor([[h.get(k, float("nan")) for k in keys] for h in result.history],
-                                        dtype=torch.float64),
-                "seconds": result.seconds,
-            })
+        if ckpt_path and loop.info.rank == 0:
+            save_checkpoint(loop, ckpt_path, epoch + 1, result)
         if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
             break
-    if info.world_size > 1:
+    if loop.info.world_size > 1:
         dist.barrier()
     trained = sum(h["seconds"] for h in result.history[result.resumed_from_epoch :])
     result.clips_per_second = clips / trained if trained > 0 else 0.0
     return result
-

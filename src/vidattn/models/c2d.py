@@ -20,8 +20,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from vidattn.models.sifa import SIFABlock
 from vidattn.models.temporal import CorrelationFeature, DifferenceFeature, TemporalConv, tsm_shift
+from vidattn.papers.sifa.op import SIFABlock
 
 TEMPORAL = ("none", "tconv", "tsm", "correlation", "difference", "sifa")
 
@@ -41,7 +41,7 @@ def temporal_module(spec: dict[str, Any], channels: int) -> nn.Module:
     """``{"name": "sifa", "k": 3, "offsets": "saliency", ...}`` -> the module (``"none"`` is the identity).
 
     Names: none, tconv (dense, identity start), tsm, correlation (SIFA_C), difference,
-    sifa (the rest of the spec goes to :class:`~vidattn.models.sifa.SIFABlock`).
+    sifa (the rest of the spec goes to :class:`~vidattn.papers.sifa.op.SIFABlock`).
     """
     spec = dict(spec)
     name = spec.pop("name")

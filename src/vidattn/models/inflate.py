@@ -20,7 +20,7 @@ from typing import Callable
 
 import torch
 
-from vidattn.files import load_tensors
+from vidattn.core.files import load_tensors
 from vidattn.models.resnet3d import Bottleneck3d, ResNet3d50
 
 SKIPPED_PREFIXES = ("fc.",)  # the ImageNet classifier

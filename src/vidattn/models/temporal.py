@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from vidattn.models.sifa import sample_taps
+from vidattn.papers.sifa.op import sample_taps
 
 
 class TemporalConv(nn.Module):

@@ -1,0 +1,1 @@
+"""The reproducibility kernel: the experiment registry, the run context, the result store and record identity, numerics, distributed set-up, atomic files, paths, profiles and the behaviour probes. Nothing here imports an experiment: experiments register themselves (:mod:`vidattn.core.registry`)."""

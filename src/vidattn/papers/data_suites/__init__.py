@@ -1,0 +1,1 @@
+"""The data chapter: the premise that order-blind models fail on the suites, and the localisation evaluator."""

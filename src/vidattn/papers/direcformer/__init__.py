@@ -1,0 +1,1 @@
+"""DirecFormer (Truong et al., CVPR 2022): directed attention in a divided space-time transformer."""

@@ -1,0 +1,203 @@
+"""The DirecFormer chapter's rows: named run configurations per profile (:mod:`vidattn.papers`).
+
+A *regime* fixes everything but the variant and the seed: the suite's overrides (frame
+size, background, objects, clip counts), the model's size and the recipe. The small
+profile's regime was chosen by the pilot grid below, on the reference model alone (S-S
+with its time embedding on ``order``), before any variant was trained.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from vidattn.core.profiles import RunContext, apply_override
+from vidattn.core.registry import Planned
+from vidattn.data.real import detect_layout
+from vidattn.engine.budget import Work, key, train_shape
+
+# (variant, L_ord weight, L_self weight): Table 1's rows as reconstructed in the spec, then Table 2's extra row
+TABLE1_ROWS = (("S-S", 0, 0), ("S-C", 0, 0), ("S-C", 1, 0), ("C-S", 0, 0), ("C-S", 1, 0), ("C-S", 1, 1),
+               ("C-C", 0, 0), ("C-C", 1, 0), ("C-C", 1, 1))
+TABLE2_ROWS = (("S-S", 0, 0), ("S-S", 1, 0), ("C-S", 0, 0), ("C-S", 1, 0), ("C-S", 1, 1), ("C-C", 0, 0),
+               ("C-C", 1, 0), ("C-C", 1, 1))
+# the rows trained on order_arrow too, for OrderAcc with the arrow cue (section 3 of the chapter)
+ARROW_ROWS = (("C-S", 0, 0), ("C-S", 1, 1))
+# rows the small profile leaves out to fit its budget (no claim of the ledger rests on them)
+CUT_ROWS: dict[str, tuple[tuple[str, int, int], ...]] = {"small": (("S-C", 1, 0), ("C-C", 1, 0))}
+# seeds of the order_arrow rows (fewer than the chapter's: they feed one claim)
+ARROW_SEEDS = 3
+
+TINY_TRAIN = {"batch_size": 32, "lr": 1e-3, "weight_decay": 0.05, "warmup_epochs": 0.5, "clip_grad": 1.0}
+FULL_MODEL = {"patch_size": 16, "dim": 768, "depth": 12, "heads": 12, "mlp_ratio": 4.0, "drop_path": 0.1}
+# the paper's recipe (SlowFast SGD defaults of the official config), see the spec's section 3
+FULL_TRAIN = {"batch_size": 64, "optimizer": "sgd", "lr": 0.005, "momentum": 0.9, "nesterov": True,
+              "weight_decay": 1e-4, "schedule": "step", "milestones": (11, 14), "gamma": 0.1}
+
+
+def regime(size: int, patch: int, dim: int, depth: int, n_train: int, epochs: int, lr: float = 1e-3,
+           background: str = "texture", objects: str = "shape", time_embed_std: float = 0.0, n_test: int = 500
+           ) -> dict[str, Any]:
+    """A scaled-down regime: suite overrides, a tiny model and the AdamW recipe."""
+    return {
+        "suite": {"size": size, "n_train": n_train, "n_test": n_test, "background": background, "objects": objects},
+        "model": {"patch_size": patch, "dim": dim, "depth": depth, "heads": 4, "mlp_ratio": 2.0, "drop_path": 0.0,
+                  "time_embed_std": time_embed_std},
+        "train": {**TINY_TRAIN, "lr": lr, "epochs": epochs},
+    }
+
+
+# The pilot grid (S-S with time embedding on ``order``, seed 0 unless repeated below): what
+# was tried to find a regime in which the reference model learns. Row 0 is the regime of
+# the first edition.
+FLAT_GLYPHS = {"background": "flat", "objects": "glyph"}
+PILOT: dict[str, dict[str, Any]] = {
+    "first edition: 24², P=8, texture, shapes": regime(24, 8, 48, 3, 1600, 8),
+    "16², P=4, flat, glyphs": regime(16, 4, 64, 3, 3000, 12, **FLAT_GLYPHS),
+    "24², P=8, flat, glyphs": regime(24, 8, 48, 3, 4000, 15, **FLAT_GLYPHS),
+    "24², P=8, flat, glyphs, time embedding std 0.02": regime(24, 8, 48, 3, 4000, 15, time_embed_std=0.02,
+                                                              **FLAT_GLYPHS),
+    "24², P=8, flat, glyphs, time embedding std 0.2": regime(24, 8, 48, 3, 4000, 15, time_embed_std=0.2,
+                                                             **FLAT_GLYPHS),
+    "24², P=8, flat, glyphs, time embedding std 0.2, 3000 clips x 10": regime(
+        24, 8, 48, 3, 3000, 10, time_embed_std=0.2, **FLAT_GLYPHS),
+}
+# further seeds of pilot rows: how reliable is what one seed showed?
+PILOT_REPEATS = (("24², P=8, flat, glyphs", 1), ("24², P=8, flat, glyphs, time embedding std 0.02", 1),
+                 ("24², P=8, flat, glyphs, time embedding std 0.2", 1),
+                 ("24², P=8, flat, glyphs, time embedding std 0.2, 3000 clips x 10", 1))
+SMOKE_REGIME = regime(24, 8, 48, 3, 64, 1, n_test=48)
+SMALL_REGIME = PILOT["24², P=8, flat, glyphs, time embedding std 0.2"]
+FULL_REGIME = {"suite": {"size": 224, "n_train": 20000, "n_test": 2000}, "model": FULL_MODEL,
+               "train": {**FULL_TRAIN, "epochs": 15}}
+PROFILE_REGIMES: dict[str, dict[str, Any]] = {"smoke": SMOKE_REGIME, "small": SMALL_REGIME, "full": FULL_REGIME}
+
+
+# where each size_override key lands in a regime (:func:`vidattn.core.profiles.apply_override`)
+OVERRIDE = {"size": ("suite.size",), "n_train": ("suite.n_train",), "n_test": ("suite.n_test",),
+            "model": ("model",), "epochs": ("train.epochs",), "batch_size": ("train.batch_size",), "frames": ()}
+
+
+def settings(ctx: RunContext) -> dict[str, Any]:
+    """The profile's regime with the chapter's ``size_override`` (``frames``: real data only)."""
+    return apply_override(PROFILE_REGIMES[ctx.profile], ctx, OVERRIDE)
+
+
+def model_name(variant: str, l_ord: float, l_self: float) -> str:
+    """A model and its losses, as the tables name them: "DirecFormer C-S + L_ord + L_self"."""
+    name = f"{'TimeSformer' if variant == 'S-S' else 'DirecFormer'} {variant}"
+    return name + (" + L_ord" if l_ord else "") + (" + L_self" if l_self else "")
+
+
+def row_name(suite: str, variant: str, l_ord: float, l_self: float, time_embed: bool = True,
+             perm_rule: str = "max") -> str:
+    """The name of a row: its suite, model and losses (and the options that differ from the default)."""
+    name = f"{suite}: {model_name(variant, l_ord, l_self)}"
+    return name + ("" if time_embed else ", no time embedding") + ("" if perm_rule == "max" else f", {perm_rule} set")
+
+
+def run_config(ctx: RunContext, suite: str, variant: str, l_ord: float, l_self: float, seed: int,
+               time_embed: bool = True, perm_rule: str = "max", regime: dict[str, Any] | None = None
+               ) -> dict[str, Any]:
+    """Config of one ``direcformer/train`` run (in the chapter's regime unless ``regime`` is given)."""
+    r = regime or settings(ctx)
+    return {
+        "suite": suite, "suite_overrides": dict(r["suite"]),
+        "variant": variant, "time_embed": time_embed, "l_ord": l_ord, "l_self": l_self, "perm_rule": perm_rule,
+        "n_perms": 30, "model": dict(r["model"]), "train": dict(r["train"]),
+        "seed": seed, "device": ctx.device,
+    }
+
+
+def planned(ctx: RunContext, suite: str, variant: str, l_ord: float, l_self: float, seed: int, **kw: Any
+            ) -> Planned:
+    """One named ``direcformer/train`` run (:func:`row_name`, :func:`run_config`)."""
+    return Planned(row_name(suite, variant, l_ord, l_self, **kw), run_config(ctx, suite, variant, l_ord, l_self,
+                                                                            seed, **kw))
+
+
+def pilot_runs(ctx: RunContext) -> list[Planned]:
+    """The pilot grid's runs, in the order of :data:`PILOT` (one seed), named by their regime.
+
+    The pilot chose the small profile's regime; ``smoke`` runs it shrunk to the smoke
+    profile's clip counts and one epoch (to exercise the code), ``full`` not at all.
+    """
+    if ctx.profile == "full":
+        return []
+    shrink = ctx.profile == "smoke"
+    runs = []
+    for name, r in PILOT.items():
+        if shrink:
+            r = {"suite": {**r["suite"], **{k: SMOKE_REGIME["suite"][k] for k in ("n_train", "n_test")}},
+                 "model": r["model"], "train": {**r["train"], "epochs": 1}}
+        runs.append(Planned(name, run_config(ctx, "order", "S-S", 0, 0, 0, regime=r)))
+    for name, seed in PILOT_REPEATS:
+        runs.append(Planned(name, {**runs[list(PILOT).index(name)].config, "seed": seed}))
+    return runs
+
+
+def chapter_runs(ctx: RunContext) -> list[Planned]:
+    """Every ``direcformer/train`` run of the chapter: Tables 1-2's rows, the bag of frames (no time
+    embedding), the rows on ``order_arrow`` and the min-set rule, seeds inside each row."""
+    cut = CUT_ROWS.get(ctx.profile, ())
+    rows = [k for k in dict.fromkeys(TABLE1_ROWS + TABLE2_ROWS) if k not in cut]
+    seeds = ctx.seeds
+    return ([planned(ctx, "order", v, lo, ls, seed) for v, lo, ls in rows for seed in seeds]
+            + [planned(ctx, "order", "S-S", 0, 0, seed, time_embed=False) for seed in seeds]
+            + [planned(ctx, "order_arrow", v, lo, ls, seed) for v, lo, ls in ARROW_ROWS
+               for seed in seeds[:ARROW_SEEDS]]
+            + [planned(ctx, "order", "C-S", 1, 1, seed, perm_rule="min") for seed in seeds])
+
+
+# ---------------------------------------------------------------- real data
+
+# the rows trained on a real dataset: TimeSformer, directed attention alone, DirecFormer
+REAL_ROWS = (("S-S", 0, 0), ("C-S", 0, 0), ("C-S", 1, 1))
+# a time embedding drawn at random only helps from scratch; from ImageNet it starts at zero, as the paper
+FROM_IMAGENET = {"time_embed_std": 0.0}
+
+
+def real_sampling(dataset: str, size: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The paper's sampling (spec, Sec. 3): 8 frames at stride 32 on Kinetics, 8 TSN segments
+    elsewhere; at test 1 clip x 3 crops along the longer side."""
+    mode = {"mode": "dense", "stride": 32} if dataset.startswith("kinetics") else {"mode": "tsn"}
+    train = {**mode, "frames": 8, "size": size}
+    return train, {**train, "clips": 1, "three_crop": True}
+
+
+def real_runs(ctx: RunContext) -> list[Planned]:
+    """The ``direcformer/real`` runs of :data:`REAL_ROWS` on the chapter's dataset, in the
+    profile's regime (model, recipe and frame size; ``full`` is the paper's), seed by seed;
+    none without data."""
+    if ctx.data_root is None:
+        return []
+    r = settings(ctx)
+    spec = ctx.data_spec(*real_sampling(ctx.dataset or detect_layout(ctx.data_root), r["suite"]["size"]))
+    weights = ctx.weights_spec()
+    model = {**r["model"], **(FROM_IMAGENET if weights else {})}
+    return [Planned(row_name("real", v, lo, ls),
+                    {"data": spec, "variant": v, "time_embed": True, "l_ord": lo, "l_self": ls, "perm_rule": "max",
+                     "n_perms": 30, "model": model, "train": dict(r["train"]), "weights": weights, "seed": seed,
+                     "device": ctx.device}) for v, lo, ls in REAL_ROWS for seed in ctx.seeds]
+
+
+def work(c: dict[str, Any]) -> list[Work]:
+    """The training work of a ``direcformer/train`` or ``/real`` config: clips x epochs through the
+    model, twice per step when an order or self-supervised loss runs a permuted pass."""
+    from vidattn.data.suites.order import suite_config
+    from vidattn.papers.direcformer.model import DirecFormer, DirecFormerConfig
+
+    if "data" in c:
+        from vidattn.engine.real_data import open_real
+
+        n, frames, size = train_shape(c)
+        classes = len(open_real(c["data"]).classes)
+    else:
+        suite = suite_config(c["suite"], **c["suite_overrides"])
+        (n, frames, size), classes = train_shape(c, suite), suite.num_classes
+
+    def build():
+        return (DirecFormer(DirecFormerConfig(num_classes=classes, variant=c["variant"], img_size=size,
+                                              frames=frames, num_orders=0, **c["model"])),
+                (1, 3, frames, size, size))
+
+    passes = 2 if (c["l_ord"] or c["l_self"]) else 1
+    return [Work(key(c["variant"], frames, size, classes, c["model"]), build, n * c["train"]["epochs"] * passes)]

@@ -1,0 +1,1 @@
+"""Interaction-aware spatio-temporal pyramid attention (Hu, Liu, Du et al.)."""

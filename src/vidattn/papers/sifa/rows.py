@@ -1,0 +1,146 @@
+"""The SIFA chapter's rows: named run configurations per profile (:mod:`vidattn.papers`)."""
+from __future__ import annotations
+
+from typing import Any
+
+from vidattn.core.profiles import RunContext, apply_override
+from vidattn.core.registry import Planned
+from vidattn.engine.budget import Work, key, train_shape
+
+# the spec's recipe for the tiny net (Sec. 7): SGD + Nesterov, peak lr 0.05 after a one-epoch
+# warm-up then cosine (in place of OneCycle), wd 1e-4, clipping at 40, batch 32
+TINY_TRAIN = {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-4,
+              "warmup_epochs": 1.0, "clip_grad": 40.0, "batch_size": 32}
+
+PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
+    "smoke": {"n_train": 32, "n_test": 16, "epochs": 1, "train": TINY_TRAIN},
+    "small": {"n_train": 2000, "n_test": 1000, "epochs": 6, "train": TINY_TRAIN},
+    "full": {"n_train": 8000, "n_test": 2000, "epochs": 12, "train": TINY_TRAIN},
+}
+
+
+def sifa(offsets: str = "saliency", k: int = 3, **kw: Any) -> dict[str, Any]:
+    """A SIFA module spec in the released code's semantics (1/C weights, last frame not aggregated)."""
+    return {"name": "sifa", "k": k, "offsets": offsets, "semantics": "code", **kw}
+
+
+# the temporal module sits in stages 2 and 3 (8 x 8 and 4 x 4 at 32^2): the paper puts SIFA in
+# res3-res5 and not in res2, its highest-resolution stage (Table 1d: res2 adds nothing)
+STAGES = (2, 3)
+
+# row name -> (temporal module, offset learning-rate factor, temporal stem kernel)
+VARIANTS: dict[str, tuple[dict[str, Any], float, int]] = {
+    "2D": ({"name": "none"}, 1.0, 1),
+    "TConv": ({"name": "tconv"}, 1.0, 1),
+    "TSM": ({"name": "tsm"}, 1.0, 1),
+    "SIFA_C (correlation)": ({"name": "correlation"}, 1.0, 1),
+    "Temporal difference": ({"name": "difference"}, 1.0, 1),
+    "SIFA_R": (sifa("regular"), 1.0, 1),
+    "SIFA": (sifa(), 0.1, 1),
+    "SIFA_R, k=1": (sifa("regular", k=1), 1.0, 1),
+    "SIFA_R, k=5": (sifa("regular", k=5), 1.0, 1),
+    "offsets from f_{t+1}": (sifa("next_frame"), 0.1, 1),
+    "offsets from Δf": (sifa("difference"), 0.1, 1),
+    "SIFA, offset lr 1x": (sifa(), 1.0, 1),
+    "SIFA, offset lr 0.01x": (sifa(), 0.01, 1),
+    "SIFA, tanh-bounded offsets": (sifa(bound=3.0), 1.0, 1),
+    "SIFA + temporal stem": (sifa(), 0.1, 3),
+}
+
+# which rows run on which suite (the chapter's grids). Cut for the small profile's budget (measured
+# ~0.3 s per batch of 32 for a SIFA row on one core, 6,000 s for these grids over 3 seeds): SIFA*
+# (a second pass, +50 % time), Conv3D offsets, the stage sweep (Table 1d), the paper-vs-code
+# semantics rows, TConv and a 2D + stem row on the direction suite, 2D and SIFA_R on the slow control
+GRIDS: dict[str, tuple[str, ...]] = {
+    "binding": ("2D", "TConv", "TSM", "SIFA_C (correlation)", "Temporal difference", "SIFA_R", "SIFA",
+                "SIFA_R, k=1", "SIFA_R, k=5", "offsets from f_{t+1}", "offsets from Δf", "SIFA, offset lr 1x",
+                "SIFA, offset lr 0.01x", "SIFA, tanh-bounded offsets"),
+    "binding_slow": ("TConv", "TSM"),
+    "direction": ("2D", "TSM", "SIFA_R", "SIFA", "SIFA + temporal stem"),
+}
+
+
+# where each size_override key lands in the settings (:func:`vidattn.core.profiles.apply_override`)
+OVERRIDE = {"frames": ("frames",), "size": ("size",), "n_train": ("n_train",), "n_test": ("n_test",),
+            "epochs": ("epochs",), "batch_size": ("train.batch_size",), "model": ("model",)}
+
+
+def settings(ctx: RunContext) -> dict[str, Any]:
+    """The profile's settings with the chapter's ``size_override`` (frames, size, clips, epochs,
+    batch, the tiny net's widths)."""
+    return apply_override(PROFILE_SETTINGS[ctx.profile], ctx, OVERRIDE)
+
+
+def row_name(suite: str, row: str) -> str:
+    """A row of the chapter: a :data:`VARIANTS` name on one of the :data:`GRIDS`' suites."""
+    return f"{suite}: {row}"
+
+
+def run_config(ctx: RunContext, suite: str, row: str, seed: int) -> dict[str, Any]:
+    """Config of one ``sifa/train`` run."""
+    s = settings(ctx)
+    temporal, offset_lr, stem = VARIANTS[row]
+    model = {"temporal": dict(temporal), "stages": list(STAGES), "temporal_stem": stem, **s.get("model", {})}
+    suite_over = {k: s[k] for k in ("frames", "size", "n_train", "n_test") if k in s}
+    config = {"suite": suite, "suite_overrides": suite_over,
+              "model": model, "train": {**s["train"], "epochs": s["epochs"]}, "seed": seed, "device": ctx.device}
+    if temporal["name"] == "sifa" and temporal["offsets"] != "regular":
+        config["offset_lr"] = offset_lr
+    return config
+
+
+def chapter_runs(ctx: RunContext) -> list[Planned]:
+    """Every synthetic run of the chapter, seed by seed, grid by grid."""
+    return [Planned(row_name(suite, row), run_config(ctx, suite, row, seed))
+            for seed in ctx.seeds for suite, rows in GRIDS.items() for row in rows]
+
+
+# ---------------------------------------------------------------- real data
+
+# the rows trained on a real dataset: the released R50 with and without its SIFA blocks
+REAL_ROWS: dict[str, tuple[int, ...]] = {"2D-ResNet": (), "SIFA-Net": (3, 4, 5)}
+# the paper's recipe (Sec. 4.1): SGD, lr 0.04 for a batch of 256 (scaled linearly to ours), cosine,
+# wd 1e-4, dropout 0.5; 128 epochs on Kinetics, 64 on Something-Something; 16 consecutive frames,
+# tested on 10 clips x 3 crops (Kinetics) or 1 clip x 3 crops (Something-Something)
+PAPER_BATCH = 32
+PAPER_TRAIN = {"optimizer": "sgd", "lr": 0.04 * PAPER_BATCH / 256, "momentum": 0.9, "weight_decay": 1e-4,
+               "warmup_epochs": 1.0, "clip_grad": 40.0, "batch_size": PAPER_BATCH}
+REAL_SETTINGS: dict[str, dict[str, Any]] = {
+    "smoke": {"frames": 8, "size": 32, "epochs": 1, "batch_size": 4, "clips": 1, "three_crop": False},
+    "small": {"frames": 8, "size": 112, "epochs": 5, "batch_size": 8, "clips": 1, "three_crop": False},
+    "full": {"frames": 16, "size": 224, "epochs": None, "batch_size": PAPER_BATCH, "clips": None,
+             "three_crop": True},
+}
+
+
+def real_runs(ctx: RunContext) -> list[Planned]:
+    """The ``sifa/real`` runs of :data:`REAL_ROWS` on the chapter's dataset, seed by seed; none without data."""
+    if ctx.data_root is None:
+        return []
+    s = dict(REAL_SETTINGS[ctx.profile])
+    over = ctx.use_override(*OVERRIDE)
+    train = {"mode": "dense", "frames": s["frames"], "stride": 1, "size": s["size"]}
+    spec = ctx.data_spec(train, {**train, "three_crop": s["three_crop"]})  # reads the annotations once
+    kinetics = spec["dataset"].startswith("kinetics")
+    spec["test"]["clips"] = s["clips"] or (10 if kinetics else 1)
+    epochs = over.get("epochs", s["epochs"] or (128 if kinetics else 64))
+    recipe = {**PAPER_TRAIN, "batch_size": over.get("batch_size", s["batch_size"]), "epochs": epochs}
+    weights = ctx.weights_spec()  # hashes the weights file once
+    return [Planned(name, {"data": spec, "model": {"depth": 50, "design": "released", "sifa_stages": list(stages)},
+                           "weights": weights, "train": recipe, "seed": seed, "device": ctx.device})
+            for seed in ctx.seeds for name, stages in REAL_ROWS.items()]
+
+
+def work(c: dict[str, Any]) -> list[Work]:
+    """The training work of a ``sifa/train`` or ``/real`` config: clips x epochs, bilinear sampling counted."""
+    from vidattn.models.c2d import TinyC2D
+    from vidattn.papers.sifa.experiment import suite_of
+    from vidattn.papers.sifa.net import SIFANet
+
+    n, frames, size = train_shape(c, None if "data" in c else suite_of(c))
+
+    def build():
+        model = SIFANet(num_classes=2, frames=frames, **c["model"]) if "data" in c else TinyC2D(2, **c["model"])
+        return model, (1, 3, frames, size, size)
+
+    return [Work(key(c["model"], frames, size), build, n * c["train"]["epochs"], sampling=True)]

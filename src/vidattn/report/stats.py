@@ -1,0 +1,225 @@
+"""Paired comparisons of two variants run on the same seeds and scored on the same test clips.
+
+Two variants of one grid share their seeds (and, in the CIDC chapter, a backbone per
+seed) and are scored on one test set, so their difference is measured *paired*:
+
+* **over seeds**: the per-seed differences :math:`d_s=a_s-b_s` give a t interval with
+  :math:`n-1` degrees of freedom, :math:`\\bar d\\pm t_{0.975,n-1}\\,s_d/\\sqrt n`;
+* **over clips**: for an accuracy, the clips one variant gets right and the other wrong
+  are the only evidence of a difference. Summed over seeds (each seed a stratum of the
+  same clips), the exact McNemar test asks whether the two discordant counts differ
+  more than a fair coin allows.
+
+A claim "``a`` beats ``b``" is *reproduced* when the seed interval lies above zero and
+(where per-clip outcomes exist) McNemar rejects equality with ``a`` ahead; *reversed*
+when both point the other way; otherwise *no effect detected*, with the bound
+:math:`|\\Delta|<x`, ``x`` the largest magnitude either 95 % interval admits.
+The *detectable* effect is the true difference that the design finds with 80 % power
+at the 5 % level, given the observed spread.
+
+A comparison made from run records by :func:`compare_records` names them
+(:class:`Sources`), so a ledger claim can say which records it rests on and
+``vidattn store verify --claim`` can re-run them and recompute it (:mod:`vidattn.report.claims`).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+from scipy import stats
+
+LEVEL = 0.95
+POWER = 0.80
+
+
+@dataclass(frozen=True)
+class SeedInterval:
+    """Mean paired difference over seeds with its t interval."""
+
+    mean: float
+    lo: float
+    hi: float
+    n: int
+    sd: float
+    detectable: float
+
+    @property
+    def significant(self) -> bool:
+        return self.n >= 2 and (self.lo > 0 or self.hi < 0)
+
+
+@dataclass(frozen=True)
+class ClipTest:
+    """Exact McNemar test on per-clip outcomes, summed over seeds; effects in percentage points."""
+
+    a_only: int
+    b_only: int
+    n: int
+    p: float
+    delta: float
+    lo: float
+    hi: float
+    detectable: float
+
+
+def paired_seed_interval(a: Sequence[float], b: Sequence[float], level: float = LEVEL) -> SeedInterval:
+    """t interval of mean(a - b) over paired seeds (a[i] and b[i] share seed i)."""
+    d = np.asarray(a, float) - np.asarray(b, float)
+    if len(a) != len(b):
+        raise ValueError(f"paired values need the same seeds: {len(a)} vs {len(b)}")
+    n = len(d)
+    if n < 2:
+        m = float(d.mean()) if n else math.nan
+        return SeedInterval(m, -math.inf, math.inf, n, math.nan, math.inf)
+    sd = float(d.std(ddof=1))
+    se = sd / math.sqrt(n)
+    t = float(stats.t.ppf(0.5 + level / 2, n - 1))
+    detect = (t + float(stats.t.ppf(POWER, n - 1))) * se
+    m = float(d.mean())
+    return SeedInterval(m, m - t * se, m + t * se, n, sd, detect)
+
+
+def mcnemar(correct_a: Sequence[Sequence[int]], correct_b: Sequence[Sequence[int]], level: float = LEVEL
+            ) -> ClipTest:
+    """Exact McNemar test of per-clip outcomes (1 = right), one list per seed, pooled over seeds."""
+    if len(correct_a) != len(correct_b):
+        raise ValueError("per-clip outcomes need the same seeds for both variants")
+    a_only = b_only = n = 0
+    for ca, cb in zip(correct_a, correct_b):
+        xa, xb = np.asarray(ca, bool), np.asarray(cb, bool)
+        if xa.shape != xb.shape:
+            raise ValueError(f"per-clip outcomes of one seed differ in length: {xa.shape} vs {xb.shape}")
+        a_only += int((xa & ~xb).sum())
+        b_only += int((~xa & xb).sum())
+        n += len(xa)
+    if n == 0:
+        raise ValueError("no clips to compare")
+    disc = a_only + b_only
+    p = float(stats.binomtest(a_only, disc, 0.5).pvalue) if disc else 1.0
+    delta = (a_only - b_only) / n
+    var = max(disc / n - delta**2, 0.0) / n
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    half = z * math.sqrt(var)
+    detect = (z + float(stats.norm.ppf(POWER))) * math.sqrt(disc / n / n)
+    return ClipTest(a_only, b_only, n, p, 100 * delta, 100 * (delta - half), 100 * (delta + half), 100 * detect)
+
+
+@dataclass(frozen=True)
+class Sources:
+    """The records a comparison was computed from, and how (the arguments of :func:`compare_records`)."""
+
+    a: tuple[str, ...]  # "experiment/key" of each seed's record of ``a``, in seed order
+    b: tuple[str, ...]
+    metric: str
+    metric_b: str | None = None
+    clips: tuple[str, str] | None = None
+    clip_mask: tuple[int, ...] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """"``a`` beats ``b``" on ``metric``, tested paired."""
+
+    metric: str
+    a: str
+    b: str
+    seeds: SeedInterval
+    clips: ClipTest | None
+    alpha: float = 1 - LEVEL
+    sources: Sources | None = field(default=None, compare=False)
+
+    @property
+    def kind(self) -> str:
+        """reproduced | reversed | no effect detected | too few seeds."""
+        if self.seeds.n < 2:
+            return "too few seeds"
+        clip_up = self.clips is None or (self.clips.p < self.alpha and self.clips.delta > 0)
+        clip_down = self.clips is None or (self.clips.p < self.alpha and self.clips.delta < 0)
+        if self.seeds.lo > 0 and clip_up:
+            return "reproduced"
+        if self.seeds.hi < 0 and clip_down:
+            return "reversed"
+        return "no effect detected"
+
+    @property
+    def bound(self) -> float:
+        """Largest |difference| the 95 % intervals admit."""
+        ends = [self.seeds.lo, self.seeds.hi]
+        if self.clips is not None:
+            ends += [self.clips.lo, self.clips.hi]
+        return max(abs(e) for e in ends)
+
+    @property
+    def detectable(self) -> float:
+        return max(self.seeds.detectable, self.clips.detectable if self.clips else 0.0)
+
+    @property
+    def verdict(self) -> str:
+        k = self.kind
+        if k == "no effect detected":
+            return f"no effect detected (|Δ| < {self.bound:.1f} at 95 %)"
+        if k == "too few seeds":
+            return f"not run here (needs ≥ 2 seeds; this build has {self.seeds.n})"
+        return k
+
+    @property
+    def evidence(self) -> str:
+        s = self.seeds
+        text = (f"{self.metric}: {self.a} − {self.b} = {s.mean:+.1f} pts, 95 % CI [{s.lo:+.1f}, {s.hi:+.1f}] "
+                f"over {s.n} paired seeds (t, {max(s.n - 1, 0)} df)")
+        if self.clips is not None:
+            c = self.clips
+            text += (f"; per clip {c.delta:+.1f} [{c.lo:+.1f}, {c.hi:+.1f}], {c.a_only} vs {c.b_only} discordant "
+                     f"of {c.n}, exact McNemar p = {c.p:.2g}")
+        return text + f"; detectable ≥ {self.detectable:.1f} pts"
+
+
+def compare(metric: str, a: str, b: str, a_values: Sequence[float], b_values: Sequence[float],
+            a_clips: Sequence[Sequence[int]] | None = None, b_clips: Sequence[Sequence[int]] | None = None
+            ) -> Comparison:
+    """Paired comparison of ``a`` and ``b`` (per-seed values, optional per-clip outcomes per seed)."""
+    seeds = paired_seed_interval(a_values, b_values)
+    clips = mcnemar(a_clips, b_clips) if a_clips is not None and b_clips is not None else None
+    return Comparison(metric, a, b, seeds, clips)
+
+
+def compare_records(metric: str, a: str, b: str, records_a: Sequence[Any], records_b: Sequence[Any],
+                    metric_b: str | None = None, clips: str | tuple[str, str] | None = None,
+                    clip_mask: Sequence[bool] | None = None, label: str | None = None) -> Comparison:
+    """:func:`compare` of two rows' run records (paired in the given order, seed by seed).
+
+    Values are ``metrics[metric]`` of ``records_a`` and ``metrics[metric_b or metric]`` of
+    ``records_b``; ``clips`` names the per-clip outcomes to test (one name, or one per
+    row), restricted to the clips where ``clip_mask`` is true. ``label`` replaces the
+    metric's name in the evidence. The comparison keeps its :class:`Sources`.
+    """
+    pair = (clips, clips) if isinstance(clips, str) else clips
+    keep = None if clip_mask is None else np.flatnonzero(np.asarray(clip_mask, bool))
+
+    def outcomes(records: Sequence[Any], name: str) -> list[np.ndarray]:
+        out = [np.asarray(r.per_clip[name]) for r in records]
+        return out if keep is None else [o[keep] for o in out]
+
+    comparison = compare(label or metric, a, b, [r.metrics[metric] for r in records_a],
+                         [r.metrics[metric_b or metric] for r in records_b],
+                         outcomes(records_a, pair[0]) if pair else None,
+                         outcomes(records_b, pair[1]) if pair else None)
+    sources = Sources(tuple(f"{r.experiment}/{r.key}" for r in records_a),
+                      tuple(f"{r.experiment}/{r.key}" for r in records_b), metric, metric_b,
+                      tuple(pair) if pair else None, None if keep is None else tuple(int(i) for i in keep))
+    return Comparison(comparison.metric, a, b, comparison.seeds, comparison.clips, sources=sources)
+
+
+def mean_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float, float, float]:
+    """Mean and t interval of independent values (for a gate's 'beats chance')."""
+    x = np.asarray(values, float)
+    m = float(x.mean())
+    if len(x) < 2:
+        return m, -math.inf, math.inf
+    half = float(stats.t.ppf(0.5 + level / 2, len(x) - 1)) * float(x.std(ddof=1)) / math.sqrt(len(x))
+    return m, m - half, m + half
