@@ -107,10 +107,8 @@ class Results:
 
     def ms(self, row: Row, metric: str | None = None, digits: int = 1) -> str:
         """"mean ± sd" over seeds ("cut (budget)" for a row that did not run)."""
-        v = np.array(self.per_seed(row, metric))
-        if not len(v):
-            return "cut (budget)"
-        return mean_std(v.mean(), v.std(ddof=1) if len(v) > 1 else float("nan"), digits)
+        values = self.per_seed(row, metric)
+        return mean_sd(values, digits) if values else "cut (budget)"
 
     def paired(self, a: Row, b: Row, metric: str | None = None, metric_b: str | None = None,
                clips: bool = True, label: str | None = None) -> Comparison:
@@ -144,6 +142,17 @@ class Results:
         gate = dataclasses.replace(Gate(name, metric_name, chance, margin, curve_name, expect=expect),
                                    tolerance=tolerance)
         return check(gate, self.per_seed(row, metric), [r.curves[curve] for r in self.recs(row)])
+
+
+def mean_sd(values: Sequence[float], digits: int = 1) -> str:
+    """"mean ± sd" of values over seeds (sd with one degree of freedom lost; none for one seed)."""
+    v = np.asarray(values, float)
+    return mean_std(v.mean(), v.std(ddof=1) if len(v) > 1 else float("nan"), digits)
+
+
+def verdicts(ledger_rows: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """The verdict of each keyed ledger row (the chapters' prose quotes them by key)."""
+    return {k: row["verdict"] for k, row in ledger_rows.items()}
 
 
 def real_metric(results: Results) -> str:
