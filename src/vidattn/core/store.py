@@ -66,6 +66,7 @@ import torch
 
 from vidattn.core import registry
 from vidattn.core.determinism import environment, fixed_numerics
+from vidattn.core.distributed import barrier, is_rank0
 from vidattn.core.files import write_atomic
 from vidattn.core.fingerprint import canonical_json, code_fingerprint
 from vidattn.core.identity import identity_of, key_of
@@ -192,13 +193,12 @@ def run_or_load(name: str, config: dict[str, Any], *, force: bool = False, row: 
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         identity=identity_of(name, canonical, dev), code=code_of(name), row=row, path=path,
     )
-    if _rank() == 0:  # under torchrun every rank ran the experiment; rank 0 writes its record
+    if is_rank0():  # under torchrun every rank ran the experiment; rank 0 writes its record
         write_record(rec, path)
         _log_run(rec)
         for ckpt in _checkpoint_dir(name).glob(f"{key}-*.pt"):
             ckpt.unlink()
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.barrier()
+    barrier()
     return rec
 
 
@@ -222,11 +222,6 @@ def runs_logged(log: Path) -> list[tuple[str, str, float]]:
 def write_record(rec: Record, path: Path) -> None:
     """Write ``rec`` to ``path`` atomically (:func:`vidattn.core.files.write_atomic`)."""
     write_atomic(path, lambda tmp: tmp.write_text(rec.to_json()))
-
-
-def _rank() -> int:
-    dist = torch.distributed
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
 def default_workers() -> int:
@@ -282,23 +277,24 @@ def run_many(name: str, runs: Runs, workers: int | None = None, log: bool = True
             return [run_or_load(name, r.config, row=r.row) for r in runs]
         with _without_torchrun():  # this process is in the group: the runs go to fresh processes
             failed: Exception | None = None
-            if _rank() == 0:
+            if is_rank0():
                 try:
                     _run_missing(name, runs, max(1, workers or default_workers()), log, spawn=True)
                 except Exception as e:  # the other ranks must not wait forever at the barrier
                     failed = e
-            torch.distributed.barrier()
+            barrier()
             if failed is not None:
                 raise failed
-            return [_labelled(name, r) for r in runs]
+            return [_labelled(name, record_key(name, r.config), r.row) for r in runs]
     workers = default_workers() if workers is None else workers
     if workers <= 1 or any(device_type_of(r.config) != "cpu" for r in runs):
         return [run_or_load(name, r.config, row=r.row) for r in runs]
     return _run_missing(name, runs, workers, log)
 
 
-def _labelled(name: str, run: Planned) -> Record:
-    return replace(load_record(_record_path(name, record_key(name, run.config))), row=run.row)
+def _labelled(name: str, key: str, row: str) -> Record:
+    """The stored record ``key`` of experiment ``name``, labelled with the requested row."""
+    return replace(load_record(_record_path(name, key)), row=row)
 
 
 def _run_missing(name: str, runs: list[Planned], workers: int, log: bool, spawn: bool = False) -> list[Record]:
@@ -325,7 +321,7 @@ def _run_missing(name: str, runs: list[Planned], workers: int, log: bool, spawn:
         if log:
             print(f"[vidattn] {name}: ran {len(missing)} missing run(s) in {time.perf_counter() - t0:.0f} s "
                   f"on {n} worker processes", flush=True)
-    return [_labelled(name, r) for r in runs]
+    return [_labelled(name, k, r.row) for k, r in zip(keys, runs)]
 
 
 @contextmanager

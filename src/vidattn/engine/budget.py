@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 
 from vidattn.core.determinism import RUN_THREADS
+from vidattn.core.fingerprint import canonical_json
 from vidattn.core.profiles import RunContext
 from vidattn.core.registry import Planned
 from vidattn.engine.flops import count_macs
@@ -46,7 +47,7 @@ class Work:
 
 def key(*parts: Any) -> str:
     """A memo key of JSON-able parts (a model spec, an input size)."""
-    return json.dumps(parts, sort_keys=True, default=str)
+    return canonical_json(list(parts))
 
 
 def cpu_seconds(runs: Iterable[Planned | dict[str, Any]], workers: int, work: Callable[[dict[str, Any]], list[Work]]
@@ -70,20 +71,23 @@ def cpu_seconds(runs: Iterable[Planned | dict[str, Any]], workers: int, work: Ca
     return 2 * forwards / (cpu_flops_per_second() * max(1, workers))
 
 
-def train_shape(config: dict[str, Any], suite: Any = None) -> tuple[int, int, int]:
-    """(training clips, frames, size) of a run: from its real ``data`` entry (the annotation
-    files are read once per dataset), else from its synthetic ``suite`` config."""
+def train_shape(config: dict[str, Any], suite: Any = None) -> tuple[int, int, int, int]:
+    """(training clips, frames, size, classes) of a run: from its real ``data`` entry (the
+    annotation files are read once per dataset), else from its synthetic ``suite`` config."""
     if "data" in config:
         t = config["data"]["train"]
-        return _real_train_size(json.dumps(config["data"], sort_keys=True)), t["frames"], t["size"]
-    return suite.n_train, suite.frames, suite.size
+        n, classes = _real_sizes(canonical_json(config["data"]))
+        return n, t["frames"], t["size"], classes
+    return suite.n_train, suite.frames, suite.size, suite.num_classes
 
 
 @lru_cache(maxsize=None)
-def _real_train_size(spec: str) -> int:
+def _real_sizes(spec: str) -> tuple[int, int]:
+    """(training clips, classes) of a real dataset's ``data`` entry (JSON)."""
     from vidattn.engine.real_data import open_real
 
-    return len(open_real(json.loads(spec)).train)
+    data = open_real(json.loads(spec))
+    return len(data.train), len(data.classes)
 
 
 def cpu_flops_per_second(seconds: float = 0.3) -> float:

@@ -116,7 +116,7 @@ def work(c: dict[str, Any]) -> list[Work]:
     from vidattn.papers.cidc.experiment import build_backbone, suite_of
     from vidattn.papers.cidc.model import GAPHead, VideoClassifier
 
-    n, frames, size = train_shape(c, None if "data" in c else suite_of(c))
+    n, frames, size, _ = train_shape(c, None if "data" in c else suite_of(c))
     model = key(c["backbone"], frames, size)
 
     def build():

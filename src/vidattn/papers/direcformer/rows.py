@@ -185,14 +185,8 @@ def work(c: dict[str, Any]) -> list[Work]:
     from vidattn.data.suites.order import suite_config
     from vidattn.papers.direcformer.model import DirecFormer, DirecFormerConfig
 
-    if "data" in c:
-        from vidattn.engine.real_data import open_real
-
-        n, frames, size = train_shape(c)
-        classes = len(open_real(c["data"]).classes)
-    else:
-        suite = suite_config(c["suite"], **c["suite_overrides"])
-        (n, frames, size), classes = train_shape(c, suite), suite.num_classes
+    suite = None if "data" in c else suite_config(c["suite"], **c["suite_overrides"])
+    n, frames, size, classes = train_shape(c, suite)
 
     def build():
         return (DirecFormer(DirecFormerConfig(num_classes=classes, variant=c["variant"], img_size=size,

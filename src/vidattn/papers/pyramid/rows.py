@@ -189,7 +189,7 @@ def work(c: dict[str, Any]) -> list[Work]:
     from vidattn.papers.pyramid.placements import PyramidBackbone
 
     if "data" in c:
-        n, K, size = train_shape(c)
+        n, K, size, _ = train_shape(c)
         backbone = c["model"]["backbone"]
         return [Work(key(backbone, size), lambda: (PyramidBackbone(backbone, 2, 0, image_size=size).net,
                                                    (1, 3, size, size)), K * n * c["train"]["epochs"])]

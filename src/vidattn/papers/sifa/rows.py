@@ -137,7 +137,7 @@ def work(c: dict[str, Any]) -> list[Work]:
     from vidattn.papers.sifa.experiment import suite_of
     from vidattn.papers.sifa.net import SIFANet
 
-    n, frames, size = train_shape(c, None if "data" in c else suite_of(c))
+    n, frames, size, _ = train_shape(c, None if "data" in c else suite_of(c))
 
     def build():
         model = SIFANet(num_classes=2, frames=frames, **c["model"]) if "data" in c else TinyC2D(2, **c["model"])

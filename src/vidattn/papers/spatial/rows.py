@@ -142,7 +142,7 @@ def work(c: dict[str, Any]) -> list[Work]:
     from vidattn.papers.spatial.tcnn import TCNN, TCNN_F, TCNN_S
 
     full = "data" in c
-    n, frames, size = train_shape(c, None if full else suite_of(c))
+    n, frames, size, _ = train_shape(c, None if full else suite_of(c))
     model = key(full, frames, size)
 
     def build():
