@@ -5,7 +5,7 @@ import jupytext
 import nbformat
 import pytest
 
-from vidattn.cli import chapters, parameters_of, run_chapter
+from vidattn.cli import NOTEBOOKS, build_order, chapters, parameters_of, run_chapter
 from vidattn.core import profiles
 from vidattn.core.profiles import CHAPTER_PARAMETERS
 
@@ -15,19 +15,20 @@ def test_exactly_one_parameters_cell_with_the_shared_names(path):
     nb = jupytext.read(path)
     params = parameters_of(nb)  # raises unless exactly one tagged cell
     # the scorecard and the full-size page train nothing: they take only the profile and the output folder
-    reference_pages = ("90_full_size", "95_reproducibility", "99_scorecard")
+    reference_pages = ("00_front_page", "90_full_size", "95_reproducibility", "96_cluster", "99_scorecard")
     assert tuple(params) == (("profile", "output_dir") if path.stem in reference_pages else CHAPTER_PARAMETERS)
     assert params["profile"] == "small", "the committed default is the CPU scaled-down profile"
     header = path.read_text().split("---")[1]
     assert "cell_metadata_filter: -all" not in header  # would drop the tag on round trip
 
 
-def test_chapters_exist():
-    assert [p.name for p in chapters()][0] == "01_data_suites.md"
+def test_a_build_runs_the_pages_made_from_ledgers_after_the_chapters():
+    order = [p.stem for p in build_order()]
+    assert order[:2] == ["01_data_suites", "02_direcformer"] and order[-2:] == ["00_front_page", "99_scorecard"]
 
 
 def test_unknown_parameter_and_profile_fail_before_running(tmp_path):
-    ch = chapters()[0]
+    ch = NOTEBOOKS / "01_data_suites.md"
     with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['epochs'\]"):
         run_chapter(ch, tmp_path / "x.ipynb", {"epochs": 3})
     with pytest.raises(ValueError, match="unknown profile 'huge'"):
@@ -57,7 +58,7 @@ def test_the_reference_notebook_is_the_chapter_run_in_smoke(path):
     ref_code = [c.source for c in ref.cells if c.cell_type == "code" and c not in injected]
     now = [c.source for c in jupytext.read(path).cells if c.cell_type == "code"]
     assert ref_code == now, f"{path.name} changed since its reference notebook was made: run `make references`"
-    checked = [c for c in ref.cells if c.cell_type == "code" and c.source.startswith("# NBVAL_CHECK_OUTPUT")]
+    checked = [c for c in ref.cells if c.cell_type == "code" and "nbval-check-output" in c.metadata.get("tags", [])]
     assert checked and all(c.outputs for c in checked), "every checked cell needs stored outputs to compare"
 
 
@@ -82,5 +83,5 @@ def test_a_killed_chapter_run_leaves_nothing_in_the_book_tree(tmp_path, monkeypa
         assert not Path(output_path).is_relative_to(out.parent) and not Path(input_path).is_relative_to(out.parent)
 
     monkeypatch.setattr(papermill, "execute_notebook", executing)
-    run_chapter(chapters()[0], out, {"profile": "smoke"})
+    run_chapter(NOTEBOOKS / "01_data_suites.md", out, {"profile": "smoke"})
     assert seen == [[]] and sorted(p.name for p in out.parent.iterdir()) == [out.name]

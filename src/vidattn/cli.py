@@ -28,9 +28,18 @@ from vidattn.core.profiles import PROFILES
 NOTEBOOKS = REPO_ROOT / "notebooks"
 
 
+# the pages made from the chapters' ledgers (vidattn.report.scorecard): a build runs them last
+LEDGER_PAGES = ("00_front_page", "99_scorecard")
+
+
 def chapters() -> list[Path]:
     """Every chapter, in book order (file names start with their number)."""
     return sorted(NOTEBOOKS.glob("*.md"))
+
+
+def build_order() -> list[Path]:
+    """The chapters in the order a build runs them: the pages that read the ledgers last."""
+    return sorted(chapters(), key=lambda p: p.stem in LEDGER_PAGES)
 
 
 def parameters_of(nb: Any) -> dict[str, Any]:
@@ -228,6 +237,32 @@ def _data_check(root: Path, workers: int | None, dataset: str = "") -> int:
     return 1 if bad else 0
 
 
+def _cluster_scaling(epochs: int, seeds: int) -> int:
+    """Time one set of data/premise runs under the local pool and Ray, 1 and 2 workers; save the
+    table for the book's cluster page (vidattn.engine.scaling)."""
+    import platform
+
+    import torch
+
+    import vidattn.papers.data_suites.experiment  # noqa: F401 (registers data/premise)
+    from vidattn.core import profiles
+    from vidattn.core.registry import Planned
+    from vidattn.engine.scaling import measure, write_measurement
+    from vidattn.papers.data_suites.rows import chapter_runs
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ctx = profiles.setup("smoke", seeds, "cpu", "", tmp)
+    runs = [Planned(r.row, {**r.config, "train": {**r.config["train"], "epochs": epochs}}) for r in chapter_runs(ctx)]
+    rows = measure("data/premise", runs)
+    machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+               f"{torch.backends.cpu.get_cpu_capability()}")
+    print(f"{write_measurement(rows, machine)}: {len(runs)} runs under {len(rows)} settings on {machine}")
+    for r in rows:
+        print(f"  {r['executor']:5s} x {r['workers']}: {r['wall_seconds']:6.1f} s wall, "
+              f"same records: {r['same_records']}")
+    return 0 if all(r["same_records"] for r in rows) else 1
+
+
 def _probe(names: list[str], update: bool) -> int:
     """Run behaviour probes (all by default); compare with the committed ones, or rewrite them."""
     from vidattn import catalog  # noqa: F401  (registers every experiment)
@@ -305,6 +340,10 @@ def _main(argv: list[str] | None) -> int:
     d.add_argument("--workers", type=int, default=None, help="parallel decoding processes")
     d.add_argument("--dataset", default="", help="the layout, where the files leave it ambiguous "
                    "(kinetics600, frame_list, ...)")
+    cs = sub.add_parser("cluster-scaling", help="time one set of runs under the local pool and Ray (1 and 2 "
+                        "workers) and save it for the book's cluster page")
+    cs.add_argument("--epochs", type=int, default=40, help="epochs of each data/premise run")
+    cs.add_argument("--seeds", type=int, default=2, help="seeds (each adds the premise grid's four runs)")
     pr = sub.add_parser("probe", help="run the behaviour probes that guard the experiments' versions")
     pr.add_argument("names", nargs="*", help="experiments to probe (default: all)")
     pr.add_argument("--update", action="store_true", help="rewrite the committed probes (after a version bump)")
@@ -321,7 +360,7 @@ def _main(argv: list[str] | None) -> int:
         os.close(fd)
         log = Path(name)
         os.environ[RUN_LOG] = str(log)  # every record this build writes, from any kernel or worker
-        for ch in chapters():
+        for ch in build_order():
             params = {"profile": args.profile, **_parse_params(args.p)}
             known = parameters_of(jupytext.read(ch))
             dropped = sorted(set(params) - set(known))
@@ -334,6 +373,8 @@ def _main(argv: list[str] | None) -> int:
         log.unlink(missing_ok=True)
         print(f"[vidattn] this build ran {len(runs)} experiment run(s) ({sum(r[2] for r in runs) / 60:.1f} min); "
               "every other result was served from the records", flush=True)
+    elif args.cmd == "cluster-scaling":
+        return _cluster_scaling(args.epochs, args.seeds)
     elif args.cmd == "probe":
         return _probe(args.names, args.update)
     elif args.cmd == "data":

@@ -46,11 +46,10 @@ recomputes the claim (:mod:`vidattn.report.claims`).
 """
 from __future__ import annotations
 
-import concurrent.futures as cf
 import datetime as _dt
 import json
+import logging
 import math
-import multiprocessing as mp
 import os
 import platform
 import random
@@ -67,14 +66,18 @@ import torch
 from vidattn.core import registry
 from vidattn.core.determinism import environment, fixed_numerics
 from vidattn.core.distributed import barrier, is_rank0
+from vidattn.core.executors import Call, LocalExecutor, executor_name, get_executor
 from vidattn.core.files import write_atomic
 from vidattn.core.fingerprint import canonical_json, code_fingerprint
 from vidattn.core.identity import identity_of, key_of
 from vidattn.core.paths import data_dir, records_dir
 from vidattn.core.registry import Planned
 
+LOG = logging.getLogger(__name__)
+
 # these only store, tabulate, test or plot results: left out of the code fingerprint (provenance)
-NON_RESULT_MODULES = ("vidattn.core.store", "vidattn.report", "vidattn.cli", "vidattn.catalog")
+NON_RESULT_MODULES = ("vidattn.core.store", "vidattn.core.executors", "vidattn.report", "vidattn.cli",
+                      "vidattn.catalog")
 # metrics and curves that measure speed rather than results: reported, never verified
 TIMING_SUFFIXES = ("_per_second", "_seconds")
 RESULT_PARTS = ("metrics", "curves", "examples", "per_clip")
@@ -174,16 +177,11 @@ def execute(name: str, config: dict[str, Any]) -> tuple[dict[str, Any], float]:
     return _normalise(result), wall
 
 
-def run_or_load(name: str, config: dict[str, Any], *, force: bool = False, row: str = "") -> Record:
-    """The stored record of experiment ``name`` under ``config``, running it on a miss; ``row``
-    labels it (the label of this request, whatever label the stored file carries)."""
+def compute_record(name: str, config: dict[str, Any], row: str = "") -> Record:
+    """Run experiment ``name`` under ``config`` and return its record, unwritten (what a worker of
+    an executor does; the driver stores it with :func:`store_record`). The run's checkpoints,
+    on this machine, are removed once it has finished."""
     key = record_key(name, config)
-    path = _record_path(name, key)
-    force = force or os.environ.get("VIDATTN_RETRAIN") == "1"
-    if path.is_file() and not force:
-        rec = load_record(path)
-        if rec.key == key:
-            return replace(rec, row=row)
     result, wall = execute(name, config)
     dev = device_type_of(config)
     canonical = json.loads(canonical_json(config))
@@ -191,13 +189,35 @@ def run_or_load(name: str, config: dict[str, Any], *, force: bool = False, row: 
         experiment=name, key=key, config=canonical, result=result, wall_seconds=wall,
         device=_describe_device(dev), versions=environment(dev),
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        identity=identity_of(name, canonical, dev), code=code_of(name), row=row, path=path,
+        identity=identity_of(name, canonical, dev), code=code_of(name), row=row, path=_record_path(name, key),
     )
-    if is_rank0():  # under torchrun every rank ran the experiment; rank 0 writes its record
-        write_record(rec, path)
-        _log_run(rec)
+    if is_rank0():
         for ckpt in _checkpoint_dir(name).glob(f"{key}-*.pt"):
             ckpt.unlink()
+    return rec
+
+
+def store_record(rec: Record) -> Record:
+    """Write a computed record into this machine's store (atomically) and log the run."""
+    rec = replace(rec, path=_record_path(rec.experiment, rec.key))
+    write_record(rec, rec.path)
+    _log_run(rec)
+    return rec
+
+
+def run_or_load(name: str, config: dict[str, Any], *, force: bool = False, row: str = "") -> Record:
+    """The stored record of experiment ``name`` under ``config``, running it here on a miss;
+    ``row`` labels it (the label of this request, whatever label the stored file carries)."""
+    key = record_key(name, config)
+    path = _record_path(name, key)
+    force = force or os.environ.get("VIDATTN_RETRAIN") == "1"
+    if path.is_file() and not force:
+        rec = load_record(path)
+        if rec.key == key:
+            return replace(rec, row=row)
+    rec = compute_record(name, config, row)
+    if is_rank0():  # under torchrun every rank ran the experiment; rank 0 writes its record
+        store_record(rec)
     barrier()
     return rec
 
@@ -245,9 +265,9 @@ def cpu_seconds_used() -> float:
     return own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime
 
 
-def _worker(fn: registry.ExperimentFn, name: str, config: dict[str, Any], row: str) -> str:
+def _compute(fn: registry.ExperimentFn, name: str, config: dict[str, Any], row: str) -> Record:
     # ``fn`` travels by reference: unpickling it imports its module, which registers it
-    return str(run_or_load(name, config, row=row).path)
+    return compute_record(name, config, row)
 
 
 Runs = Iterable[Union[Planned, dict[str, Any]]]
@@ -287,9 +307,19 @@ def run_many(name: str, runs: Runs, workers: int | None = None, log: bool = True
                 raise failed
             return [_labelled(name, record_key(name, r.config), r.row) for r in runs]
     workers = default_workers() if workers is None else workers
-    if workers <= 1 or any(device_type_of(r.config) != "cpu" for r in runs):
+    local = executor_name() == "local"
+    if local and (workers <= 1 or any(device_type_of(r.config) != "cpu" for r in runs)):
         return [run_or_load(name, r.config, row=r.row) for r in runs]
     return _run_missing(name, runs, workers, log)
+
+
+def _recorded_seconds(name: str, key: str) -> float | None:
+    """The recorded run time of a stored record (a re-run's expected time), if there is one."""
+    path = _record_path(name, key)
+    try:
+        return load_record(path).wall_seconds if path.is_file() else None
+    except CorruptRecordError:
+        return None
 
 
 def _labelled(name: str, key: str, row: str) -> Record:
@@ -298,29 +328,30 @@ def _labelled(name: str, key: str, row: str) -> Record:
 
 
 def _run_missing(name: str, runs: list[Planned], workers: int, log: bool, spawn: bool = False) -> list[Record]:
-    """Run the runs without a record in ``workers`` spawned processes (a single one here
-    unless ``spawn``), then load every record."""
+    """Run the runs without a record on the executor (:mod:`vidattn.core.executors`; locally, a
+    single one here unless ``spawn``), store each record as it arrives, then load every record."""
     force = os.environ.get("VIDATTN_RETRAIN") == "1"
     keys = [record_key(name, r.config) for r in runs]
-    missing = [i for i, k in enumerate(keys) if force or not _record_path(name, k).is_file()]
+    seen: set[str] = set()  # one run per key, even if two rows ask for the same config
+    missing = [i for i, k in enumerate(keys)
+               if (force or not _record_path(name, k).is_file()) and not (k in seen or seen.add(k))]
     fn = registry.get(name)
     t0 = time.perf_counter()
-    if len(missing) == 1 and not spawn:
-        run_or_load(name, runs[missing[0]].config, row=runs[missing[0]].row)
-    elif missing:
-        gpu = any(device_type_of(runs[i].config) != "cpu" for i in missing)
-        n = 1 if gpu else min(workers, len(missing))
-        with cf.ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn")) as pool:
-            futures = {pool.submit(_worker, fn, name, runs[i].config, runs[i].row): i for i in missing}
-            for fut in cf.as_completed(futures):
-                try:
-                    fut.result()  # re-raises a worker's error here
-                except Exception as e:
-                    e.add_note(f"in experiment {name!r} with config {canonical_json(runs[futures[fut]].config)[:600]}")
-                    raise
+    executor = get_executor()
+    if executor.name == "local" and spawn:
+        executor = LocalExecutor(in_process=False)
+    calls = [Call(_compute, (fn, name, runs[i].config, runs[i].row),
+                  f"experiment {name!r} with config {canonical_json(runs[i].config)[:600]}",
+                  gpu=device_type_of(runs[i].config) != "cpu", expected_seconds=_recorded_seconds(name, keys[i]))
+             for i in missing]
+    n = 1 if any(c.gpu for c in calls) and executor.name == "local" else min(workers, max(len(calls), 1))
+    for _, rec in executor.imap(calls, n):
+        store_record(rec)  # the driver writes each record, once, as it arrives
+    if missing:
         if log:
-            print(f"[vidattn] {name}: ran {len(missing)} missing run(s) in {time.perf_counter() - t0:.0f} s "
-                  f"on {n} worker processes", flush=True)
+            # a log, not a print: run times belong on the reproducibility page, not in a chapter's output
+            LOG.info("%s: ran %d missing run(s) in %.0f s on %d worker processes", name, len(missing),
+                     time.perf_counter() - t0, n)
     return [_labelled(name, k, r.row) for k, r in zip(keys, runs)]
 
 
@@ -444,13 +475,13 @@ def rerun(records: Iterable[Record], workers: int = 1, shared: bool = False) -> 
     records = list(records)
     fns = [registry.get(r.experiment) for r in records]
     with tempfile.TemporaryDirectory(prefix="vidattn-rerun-") as tmp:
-        folders = [tmp if shared else None] * len(records)
-        args = (fns, [r.experiment for r in records], [r.config for r in records], folders)
-        if workers > 1 and len(records) > 1:
-            with cf.ProcessPoolExecutor(max_workers=min(workers, len(records)), mp_context=mp.get_context("spawn")
-                                        ) as p:
-                return list(p.map(_verify_one, *args))
-        return [_verify_one(*a) for a in zip(*args)]
+        calls = [Call(_verify_one, (fn, r.experiment, r.config, tmp if shared else None),
+                      f"re-run of {r.experiment}/{r.key}", gpu=device_type_of(r.config) != "cpu",
+                      expected_seconds=r.wall_seconds) for fn, r in zip(fns, records)]
+        out: list[dict[str, Any]] = [{}] * len(calls)
+        for i, result in get_executor().imap(calls, workers):
+            out[i] = result
+        return out
 
 
 def same_environment(rec: Record) -> bool:

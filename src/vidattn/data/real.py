@@ -576,8 +576,9 @@ class RealData:
     multi_label: bool
     splits: tuple[str, str]
 
-    def describe(self) -> str:
-        return (f"{self.dataset} at {self.root} (train {self.splits[0]}: {len(self.train)} videos, "
+    def describe(self, where: bool = True) -> str:
+        """The dataset in one line: its layout, its root (unless not ``where``), splits and classes."""
+        return (f"{self.dataset}{f' at {self.root}' if where else ''} (train {self.splits[0]}: {len(self.train)} videos, "
                 f"test {self.splits[1]}: {len(self.test)} videos, {len(self.classes)} classes"
                 f"{', multi-label' if self.multi_label else ''})")
 

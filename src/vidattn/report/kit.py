@@ -126,8 +126,7 @@ class Results:
 
     def delta(self, a: Row, b: Row, metric: str | None = None) -> str:
         """The mean difference a - b with its 95 % interval over seeds."""
-        c = self.paired(a, b, metric).seeds
-        return f"{c.mean:+.1f} [{c.lo:+.1f}, {c.hi:+.1f}]" if c.n > 1 else f"{c.mean:+.1f}"
+        return self.paired(a, b, metric).difference
 
     def claim(self, text: str, a: Row, b: Row, gates: Sequence[GateResult], metric: str | None = None,
               **paired: Any) -> dict[str, Any]:

@@ -5,6 +5,9 @@ from typing import Sequence
 
 import matplotlib.pyplot as plt
 import matplotlib.text
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.ticker import FuncFormatter, NullFormatter
 import numpy as np
 import seaborn as sns
 from scipy.ndimage import binary_erosion
@@ -14,13 +17,28 @@ from scipy.ndimage import binary_erosion
 OUTPUT_WIDTH_PX = 660
 CSS_DPI = 96
 MIN_TEXT_PT = 8.0
-FIGURE_DPI = 100
+FIGURE_DPI = 100  # layout: CSS pixels per inch of a figure as the page shows it
+PIXEL_DENSITY = 2  # PNGs are drawn at twice that (200 dpi) and shown at FIGURE_DPI: sharp on any screen
 
 
 def use_style() -> None:
-    """The book's single plotting style."""
+    """The book's single plotting style (figures drawn at 200 dpi, shown at 100 pixels per inch)."""
+    from matplotlib_inline.backend_inline import set_matplotlib_formats
+
     sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
     plt.rcParams.update({"figure.dpi": FIGURE_DPI, "savefig.bbox": "tight", "axes.titlesize": 10})
+    set_matplotlib_formats("retina" if PIXEL_DENSITY == 2 else "png")
+
+
+def plain_log_ticks(ax: plt.Axes, axis: str = "both") -> None:
+    """Label a log axis with plain numbers (20, 30, 100) rather than 2×10¹, 3×10¹, 10²."""
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    for name in ("x", "y") if axis == "both" else (axis,):
+        scale = getattr(ax, f"get_{name}scale")()
+        if scale == "log":
+            target = getattr(ax, f"{name}axis")
+            target.set_major_formatter(plain)
+            target.set_minor_formatter(NullFormatter())
 
 
 def displayed_text_pt(fig: plt.Figure) -> tuple[float, str]:
@@ -59,13 +77,15 @@ def frame_strip(
     overlay: np.ndarray | None = None,
     max_frames: int = 16,
     frames: Sequence[int] | None = None,
+    overlay_label: str = "map (min–max per clip)",
 ) -> plt.Figure:
     """Clips (N, T, H, W, 3) uint8 as rows of frames.
 
     ``masks`` (N, T, H, W) are drawn as cyan outlines; ``overlay`` (N, T, h, w) maps are
     shown as a translucent heat map (min-max per clip), each map cell as one flat block
     so a coarse map is not passed off as a fine one. ``frames`` gives the clip's frame
-    index of each column (for strips that show every second frame, say).
+    index of each column (for strips that show every second frame, say). Frames are
+    separated by a gap, and an overlay gets a colour bar labelled ``overlay_label``.
     """
     N, T = videos.shape[:2]
     T = min(T, max_frames)
@@ -81,7 +101,7 @@ def frame_strip(
             ax.imshow(videos[i, t], interpolation="nearest")
             H, W = videos.shape[2:4]
             if overlay is not None:
-                ax.imshow(o[t], cmap="magma", alpha=0.55, extent=(-0.5, W - 0.5, H - 0.5, -0.5),
+                ax.imshow(o[t], cmap="magma", alpha=0.7, extent=(-0.5, W - 0.5, H - 0.5, -0.5),
                           interpolation="nearest", vmin=0, vmax=1)
             if masks is not None:
                 m = masks[i, t].astype(bool)
@@ -94,5 +114,8 @@ def frame_strip(
             if i == N - 1:
                 ax.set_xlabel(f"t = {frames[t]}" if t == 0 else f"{frames[t]}", fontsize=9)
         axes[i, 0].set_ylabel(row_labels[i], rotation=0, ha="right", va="center", fontsize=9)
-    fig.subplots_adjust(wspace=0.03, hspace=0.06)
+    fig.subplots_adjust(wspace=0.12, hspace=0.12)
+    if overlay is not None:
+        fig.colorbar(ScalarMappable(Normalize(0, 1), "magma"), ax=axes, fraction=0.025, pad=0.02,
+                     label=overlay_label)
     return fig

@@ -24,7 +24,7 @@ A comparison made from run records by :func:`compare_records` names them
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -132,6 +132,18 @@ class Comparison:
     clips: ClipTest | None
     alpha: float = 1 - LEVEL
     sources: Sources | None = field(default=None, compare=False)
+    means: tuple[float, float] = (math.nan, math.nan)  # mean over seeds of a, of b
+
+    @property
+    def ours(self) -> str:
+        """Our absolute numbers: "mean of a vs mean of b" over the seeds."""
+        return f"{self.means[0]:.1f} vs {self.means[1]:.1f}"
+
+    @property
+    def difference(self) -> str:
+        """The mean paired difference with its 95 % interval over seeds."""
+        s = self.seeds
+        return f"{s.mean:+.1f} [{s.lo:+.1f}, {s.hi:+.1f}]" if s.n > 1 else f"{s.mean:+.1f}"
 
     @property
     def kind(self) -> str:
@@ -185,7 +197,9 @@ def compare(metric: str, a: str, b: str, a_values: Sequence[float], b_values: Se
     """Paired comparison of ``a`` and ``b`` (per-seed values, optional per-clip outcomes per seed)."""
     seeds = paired_seed_interval(a_values, b_values)
     clips = mcnemar(a_clips, b_clips) if a_clips is not None and b_clips is not None else None
-    return Comparison(metric, a, b, seeds, clips)
+    means = (float(np.mean(a_values)) if len(a_values) else math.nan,
+             float(np.mean(b_values)) if len(b_values) else math.nan)
+    return Comparison(metric, a, b, seeds, clips, means=means)
 
 
 def compare_records(metric: str, a: str, b: str, records_a: Sequence[Any], records_b: Sequence[Any],
@@ -212,7 +226,7 @@ def compare_records(metric: str, a: str, b: str, records_a: Sequence[Any], recor
     sources = Sources(tuple(f"{r.experiment}/{r.key}" for r in records_a),
                       tuple(f"{r.experiment}/{r.key}" for r in records_b), metric, metric_b,
                       tuple(pair) if pair else None, None if keep is None else tuple(int(i) for i in keep))
-    return Comparison(comparison.metric, a, b, comparison.seeds, comparison.clips, sources=sources)
+    return replace(comparison, sources=sources)
 
 
 def mean_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float, float, float]:

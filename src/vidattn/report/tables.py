@@ -1,8 +1,10 @@
 """Tables from run records: mean ± std over seeds, paper-vs-ours, and the claims ledger."""
 from __future__ import annotations
 
+import html
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -38,6 +40,22 @@ def mean_std(mean: float, std: float, digits: int = 1) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
+def recipe(train: dict[str, Any]) -> str:
+    """A training recipe as text, for a reader ("optimizer sgd, lr 0.05, epochs 6, ...")."""
+    def fmt(v: Any) -> str:
+        if isinstance(v, bool):
+            return "yes" if v else "no"
+        if isinstance(v, float):
+            return f"{v:g}"
+        if isinstance(v, (list, tuple)):
+            return "/".join(fmt(x) for x in v) or "none"
+        if isinstance(v, dict):
+            return "(" + recipe(v) + ")"
+        return "none" if v is None else str(v)
+
+    return ", ".join(f"{k.replace('_', ' ')} {fmt(v)}" for k, v in train.items())
+
+
 def paper_vs_ours(rows: list[dict[str, Any]], label: str) -> pd.DataFrame:
     """A "paper reported | ours" table.
 
@@ -57,7 +75,12 @@ def paper_vs_ours(rows: list[dict[str, Any]], label: str) -> pd.DataFrame:
 
 
 # the ledger's vocabulary; "not reproduced" is for exact computations (counts, costs) only
-VERDICT_KINDS = ("reproduced", "reversed", "no effect detected", "not run here", NOT_LEARNED, "not reproduced")
+VERDICT_KINDS = ("reproduced", "reversed", "no effect detected", "not testable", NOT_LEARNED, "not run here",
+                 "not reproduced")
+LEDGER_COLUMNS = ["claim", "paper", "ours", "difference", "evidence", "verdict"]
+# the order a chapter's findings are told in: what held or failed first, the undecided after
+TOLD_ORDER = ("reproduced", "reversed", "not reproduced", "no effect detected", NOT_LEARNED, "not testable",
+         "not run here")
 
 
 def verdict_kind(verdict: str) -> str:
@@ -68,13 +91,21 @@ def verdict_kind(verdict: str) -> str:
     raise ValueError(f"verdict {verdict!r} is not one of {VERDICT_KINDS}")
 
 
+def split_paper(claim: str) -> tuple[str, str]:
+    """A claim's text and the paper's evidence for it: the closing parenthesis that cites the paper
+    ("SIFA beats TSM (Table 1e: 77.4 vs 74.7)" -> "SIFA beats TSM", "Table 1e: 77.4 vs 74.7"), or "—"."""
+    m = re.fullmatch(r"(.*?)\s*\(([^()]*\d[^()]*)\)", claim.strip())
+    return (m.group(1), m.group(2)) if m else (claim, "—")
+
+
 def claim_from(text: str, comparison: Comparison, gates: Sequence[GateResult] = ()) -> dict[str, Any]:
     """A ledger row from a paired comparison; a failed gate replaces the verdict. A comparison
     made from records (:func:`vidattn.report.stats.compare_records`) adds what the claim rests on."""
     failed = [g.gate.name for g in gates if not g.passed]
     verdict = NOT_LEARNED if failed else comparison.verdict
     evidence = comparison.evidence + (f" (gate failed: {', '.join(failed)})" if failed else "")
-    row: dict[str, Any] = {"claim": text, "evidence": evidence, "verdict": verdict}
+    row: dict[str, Any] = {"claim": text, "ours": comparison.ours, "difference": comparison.difference,
+                           "evidence": evidence, "verdict": verdict}
     if comparison.sources is not None:
         row["rests_on"] = {**comparison.sources.as_dict(), "a_name": comparison.a, "b_name": comparison.b,
                            "label": comparison.metric, "gates_failed": failed}
@@ -82,11 +113,17 @@ def claim_from(text: str, comparison: Comparison, gates: Sequence[GateResult] = 
 
 
 def claims_ledger(claims: list[dict[str, Any]]) -> pd.DataFrame:
-    """The chapter's closing table: claim, our evidence, verdict (validated). What each claim
-    rests on (when known) travels in ``attrs["rests_on"]`` to :func:`publish_ledger`."""
+    """The chapter's closing table: claim, the paper's numbers, ours, the paired difference, our
+    evidence and the verdict (validated). A row made without a comparison gives what it has ("—"
+    for the rest). What each claim rests on (when known) travels in ``attrs["rests_on"]``."""
+    rows = []
     for c in claims:
         verdict_kind(str(c.get("verdict")))
-    ledger = pd.DataFrame(claims, columns=["claim", "evidence", "verdict"]).set_index("claim")
+        unknown = set(c) - set(LEDGER_COLUMNS) - {"rests_on"}
+        if unknown:
+            raise ValueError(f"ledger row {c.get('claim')!r} has unknown fields {sorted(unknown)}")
+        rows.append({"paper": split_paper(c["claim"])[1], "ours": "—", "difference": "—", **c})
+    ledger = pd.DataFrame(rows, columns=LEDGER_COLUMNS).set_index("claim")
     ledger.attrs["rests_on"] = {c["claim"]: c["rests_on"] for c in claims if "rests_on" in c}
     return ledger
 
@@ -100,8 +137,103 @@ def verdict_counts(ledger: pd.DataFrame) -> dict[str, int]:
 def glance(ledger: pd.DataFrame, gates: Sequence[GateResult]) -> str:
     """The one-line summary of a ledger: gates passed and verdicts by kind."""
     passed = sum(g.passed for g in gates)
-    kinds = ", ".join(f"{k}: {n}" for k, n in verdict_counts(ledger).items())
-    return f"**Gates** {passed} of {len(gates)} passed. **Verdicts** {kinds}."
+    kinds = ", ".join(f"{verdict_word(k)} {n}" for k, n in verdict_counts(ledger).items())
+    return f"Gates: {passed} of {len(gates)} passed. All {len(ledger)} claims: {kinds}."
+
+
+def verdict_word(kind: str) -> str:
+    """A verdict kind as its badge reads ("not learned" for "not learned: no verdict")."""
+    return "not learned" if kind == NOT_LEARNED else kind
+
+
+def badge(verdict: str) -> str:
+    """A verdict as HTML: its kind as a coloured badge (the book's CSS), the rest of the text after it."""
+    kind = verdict_kind(verdict)
+    rest = verdict[len(kind):].strip(" :") if kind != NOT_LEARNED else "no verdict"
+    cls = "verdict-" + verdict_word(kind).replace(" ", "-")
+    return f'<span class="verdict {cls}">{verdict_word(kind)}</span>' + (f" {html.escape(rest)}" if rest else "")
+
+
+def _bound(verdict: str) -> float:
+    m = re.search(r"< ([\d.]+)", verdict)
+    return float(m.group(1)) if m else math.inf
+
+
+def told(ledger: pd.DataFrame) -> list[tuple[int, str, dict[str, Any]]]:
+    """The ledger's claims (number, text, row) in the order its findings are told: reproduced,
+    reversed and not reproduced first, then the undecided by the tightness of their bound."""
+    rows = [(i + 1, claim, row) for i, (claim, row) in enumerate(ledger.to_dict(orient="index").items())]
+    return sorted(rows, key=lambda r: (TOLD_ORDER.index(verdict_kind(r[2]["verdict"])), _bound(r[2]["verdict"]), r[0]))
+
+
+def ledger_label(chapter: str) -> str:
+    """The MyST label of a chapter's "Claims ledger" heading: ``(<chapter>-ledger)=``."""
+    return f"{chapter}-ledger"
+
+
+def row_id(chapter: str, number: int) -> str:
+    """The HTML id of ledger row ``number`` (1-based) on the chapter's page."""
+    return f"{chapter}-claim-{number}"
+
+
+def findings(ledger: pd.DataFrame, gates: Sequence[GateResult], chapter: str, n: int = 5) -> str:
+    """The chapter's opening findings (MyST): ``n`` claims, each "claim → verdict (paper, ours,
+    difference [95 % CI])", told in :func:`told` order, then the gates and counts with a link
+    to the ledger."""
+    lines = []
+    for number, claim, row in told(ledger)[:n]:
+        text, paper = split_paper(claim)
+        said = ([] if paper == "—" else [f"paper: {paper}"]) + (
+            [] if row["ours"] == "—" else [f"ours {row['ours']}, Δ {row['difference']}"])
+        lines.append(f"- {text} → {badge(row['verdict'])}" + (f" ({'; '.join(said)})" if said else "") + " "
+                     f'<a href="#{row_id(chapter, number)}">#{number}</a>')
+    lines.append(f"\n{glance(ledger, gates)} {{ref}}`The claims ledger <{ledger_label(chapter)}>` "
+                 "gives every claim with its evidence.")
+    return "\n".join(lines)
+
+
+def held(ledger: pd.DataFrame) -> str:
+    """What held and what did not, in one paragraph (MyST) for a chapter's Summary."""
+    by: dict[str, list[str]] = {}
+    for _, claim, row in told(ledger):
+        by.setdefault(verdict_kind(row["verdict"]), []).append(split_paper(claim)[0])
+    parts = []
+    for kind, label in (("reproduced", "Held"), ("reversed", "Reversed"), ("not reproduced", "Not reproduced")):
+        if kind in by:
+            parts.append(f"**{label}** ({len(by[kind])}): " + "; ".join(by[kind]) + ".")
+    if not parts:
+        parts.append("**No claim held or reversed in this build.**")
+    rest = [f"{verdict_word(k)} {len(by[k])}" for k in TOLD_ORDER[3:] if k in by]
+    if rest:
+        bounds = [_bound(v) for v in ledger["verdict"] if verdict_kind(v) == "no effect detected"]
+        span = f" (bounds {min(bounds):.1f} to {max(bounds):.1f} pts)" if bounds else ""
+        parts.append("**Undecided**: " + ", ".join(rest) + span + ".")
+    return " ".join(parts)
+
+
+class LedgerView:
+    """How a ledger shows on the page: an HTML table (claim, paper, ours, difference, verdict badge,
+    the evidence folded under the claim, each row with an id the scorecard links to), and a plain
+    text table for nbval to compare."""
+
+    def __init__(self, ledger: pd.DataFrame, chapter: str):
+        self.ledger, self.chapter = ledger, chapter
+
+    def __repr__(self) -> str:
+        return self.ledger[["paper", "ours", "difference", "verdict"]].to_string()
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{h}</th>" for h in ("claim", "paper", "ours: a vs b, Δ [95 % CI]", "verdict"))
+        body = []
+        for number, (claim, row) in enumerate(self.ledger.to_dict(orient="index").items(), 1):
+            text = f"{number}. " + html.escape(split_paper(claim)[0])
+            evidence = f"<details><summary>evidence</summary>{html.escape(row['evidence'])}</details>"
+            ours = html.escape(row["ours"]) + ("" if row["difference"] == "—" else
+                                               f"<br>Δ {html.escape(row['difference'])}")
+            cells = [text + evidence, html.escape(row["paper"]), ours, badge(row["verdict"])]
+            body.append(f'<tr id="{row_id(self.chapter, number)}">' + "".join(f"<td>{c}</td>" for c in cells)
+                        + "</tr>")
+        return f'<table class="ledger docutils"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
 
 def ledger_json(ledger: pd.DataFrame, gates: Sequence[GateResult], chapter: str, profile: str) -> dict[str, Any]:
@@ -116,19 +248,20 @@ def ledger_json(ledger: pd.DataFrame, gates: Sequence[GateResult], chapter: str,
 
 
 def publish_ledger(ledger: pd.DataFrame, gates: Sequence[GateResult], chapter: str, output_dir: Path,
-                   profile: str) -> str:
-    """Show the ledger's summary, glue it for the chapter's opening box ("verdicts"), and save the
-    ledger as ``output_dir/ledgers/<profile>/<chapter>.json`` (:func:`ledger_json`)."""
-    from IPython.display import Markdown, display
+                   profile: str) -> LedgerView:
+    """Glue the chapter's opening findings ("findings", :func:`findings`) and its Summary's
+    "what held" ("held", :func:`held`), save the ledger as
+    ``output_dir/ledgers/<profile>/<chapter>.json`` (:func:`ledger_json`), and return the
+    ledger as the page shows it."""
+    from IPython.display import Markdown
     from myst_nb import glue
 
-    text = glance(ledger, gates)
-    glue("verdicts", Markdown(text), display=False)
-    display(Markdown(text))
+    glue("findings", Markdown(findings(ledger, gates, chapter)), display=False)
+    glue("held", Markdown(held(ledger)), display=False)
     out = Path(output_dir) / "ledgers" / profile / f"{chapter}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(ledger_json(ledger, gates, chapter, profile), indent=1))
-    return text
+    return LedgerView(ledger, chapter)
 
 
 def real_data_label(records: list[Record]) -> str:

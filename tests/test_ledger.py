@@ -1,0 +1,109 @@
+"""The ledger as readers see it: the paper's numbers split from the claim, our means beside them,
+the findings told decisive-first, the badges, the row ids the scorecard links, and the pages
+made from the ledgers (the front page's chapter list and the scorecard's table of claims)."""
+import json
+import re
+
+import pytest
+
+from vidattn.report.gates import NOT_LEARNED
+from vidattn.report.scorecard import ClaimsTable, ledger_frame, read_ledgers, toc, toc_markdown, what_held
+from vidattn.report.stats import compare
+from vidattn.report.tables import (
+    LedgerView,
+    badge,
+    claim_from,
+    claims_ledger,
+    findings,
+    held,
+    ledger_json,
+    split_paper,
+    told,
+)
+
+
+def _ledger():
+    up = compare("top1", "A", "B", [80.0, 82.0, 81.0], [60.0, 61.0, 59.5])
+    flat = compare("top1", "A", "C", [70.0, 72.0, 71.0], [71.0, 70.5, 71.5])
+    down = compare("top1", "A", "D", [50.0, 51.0, 52.0], [70.0, 71.0, 72.5])
+    return claims_ledger([
+        claim_from("A is no better than C (Table 2: 71.0 vs 70.2)", flat),
+        claim_from("A beats D (Fig. 3)", down),
+        {"claim": "A costs 12 GFLOPs (Table 5)", "evidence": "counted", "verdict": "reproduced"},
+        claim_from("A beats B (Table 1: 75.4 vs 72.0)", up),
+        {"claim": "A beats B on Kinetics", "evidence": "needs data", "verdict": "not run here (needs data_root)"},
+    ])
+
+
+def test_the_papers_numbers_are_the_claims_closing_parenthesis_with_a_number():
+    assert split_paper("SIFA beats TSM (Table 1e: 77.4 vs 74.7)") == ("SIFA beats TSM", "Table 1e: 77.4 vs 74.7")
+    assert split_paper("L_ord raises OrderAcc (ours)") == ("L_ord raises OrderAcc (ours)", "—")
+    assert split_paper("k = 5 adds nothing (Table 1c); tested: k=5 > k=3")[1] == "—"
+
+
+def test_a_claim_carries_our_means_and_the_paired_difference():
+    row = claim_from("A beats B", compare("top1", "A", "B", [80.0, 82.0, 81.0], [60.0, 61.0, 59.5]))
+    assert row["ours"] == "81.0 vs 60.2" and row["difference"].startswith("+20.8 [")
+    assert row["verdict"] == "reproduced"
+
+
+def test_findings_are_told_decisive_first_and_link_rows_of_the_ledger():
+    ledger = _ledger()
+    kinds = [row["verdict"].split(" (")[0] for _, _, row in told(ledger)]
+    assert kinds[:3] == ["reproduced", "reproduced", "reversed"] and kinds[-1].startswith("not run here")
+    text = findings(ledger, [], "07_x", n=3)
+    bullets = [line for line in text.splitlines() if line.startswith("- ")]
+    assert len(bullets) == 3 and "paper: Table 1: 75.4 vs 72.0; ours 81.0 vs 60.2" in bullets[1]
+    assert re.findall(r'href="#(07_x-claim-\d)"', text) == ["07_x-claim-3", "07_x-claim-4", "07_x-claim-2"]
+    assert "{ref}`The claims ledger <07_x-ledger>`" in text and "All 5 claims" in text
+
+
+def test_held_says_what_held_what_reversed_and_what_stays_undecided():
+    text = held(_ledger())
+    assert text.startswith("**Held** (2): A costs 12 GFLOPs; A beats B.")
+    assert "**Reversed** (1): A beats D." in text
+    assert "**Undecided**: no effect detected 1, not run here 1 (bounds" in text
+
+
+def test_the_ledger_shows_badges_and_ids_and_prints_as_text():
+    view = LedgerView(_ledger(), "07_x")
+    page = view._repr_html_()
+    assert re.findall(r'<tr id="([^"]+)"', page) == [f"07_x-claim-{i}" for i in range(1, 6)]
+    assert page.count('class="verdict verdict-reproduced"') == 2 and "<details><summary>evidence" in page
+    assert "81.0 vs 60.2" in repr(view) and "not run here" in repr(view)
+    assert badge(NOT_LEARNED) == '<span class="verdict verdict-not-learned">not learned</span> no verdict'
+    with pytest.raises(ValueError, match="not one of"):
+        badge("probably true")
+
+
+def test_a_ledger_row_with_an_unknown_field_is_refused():
+    with pytest.raises(ValueError, match="unknown fields \\['paper_value'\\]"):
+        claims_ledger([{"claim": "c", "evidence": "e", "verdict": "reproduced", "paper_value": 3}])
+
+
+def test_the_table_of_contents_numbers_the_chapters_and_titles_them_from_their_sources():
+    entries = toc()
+    numbered = [(e.number, e.short) for e in entries if e.number is not None]
+    assert numbered == [(1, "The synthetic video suites"), (2, "DirecFormer"), (3, "CIDC"), (4, "SIFA"),
+                        (5, "Spatial attention"), (6, "Pyramid attention")]
+    md = toc_markdown(entries)
+    assert md.count("{doc}`") == len(entries) and "4. {doc}`SIFA: attention between consecutive frames " \
+        "</book/_executed/04_sifa>`" in md
+
+
+def test_the_scorecard_lists_every_claim_of_every_saved_ledger(tmp_path):
+    entries = [e for e in toc() if e.number is not None]
+    for stem in ("03_cidc", "04_sifa"):
+        (tmp_path / f"{stem}.json").write_text(json.dumps(ledger_json(_ledger(), [], stem, "small")))
+    ledgers = read_ledgers(tmp_path, entries)
+    assert sorted(ledgers) == ["03_cidc", "04_sifa"] and len(ledger_frame(ledgers["04_sifa"])) == 5
+    table = ClaimsTable(entries, ledgers)
+    links = re.findall(r'href="([^"]+)"', table._repr_html_())
+    assert len(table) == 10 and sorted(links) == sorted(
+        f"{s}.html#{s}-claim-{i}" for s in ("03_cidc", "04_sifa") for i in range(1, 6))
+    assert repr(table).startswith("10 claims: reproduced 4, reversed 2")
+    summary = what_held(entries, ledgers)
+    assert summary.count("**Held** (2)") == 2 and "{doc}`SIFA </book/_executed/04_sifa>`" in summary
+    (tmp_path / "05_spatial_attention.json").write_text("{not json")
+    with pytest.raises(ValueError, match="05_spatial_attention.json: not a readable ledger"):
+        read_ledgers(tmp_path, entries)
