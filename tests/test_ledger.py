@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from vidattn.core.paths import REPO_ROOT
 from vidattn.report.gates import NOT_LEARNED
 from vidattn.report.scorecard import ClaimsTable, ledger_frame, read_ledgers, toc, toc_markdown, what_held
 from vidattn.report.stats import compare
@@ -107,3 +108,56 @@ def test_the_scorecard_lists_every_claim_of_every_saved_ledger(tmp_path):
     (tmp_path / "05_spatial_attention.json").write_text("{not json")
     with pytest.raises(ValueError, match="05_spatial_attention.json: not a readable ledger"):
         read_ledgers(tmp_path, entries)
+
+
+def test_a_claim_is_decisive_when_it_holds_reverses_or_bounds_the_effect_tightly():
+    from vidattn.report.scorecard import decisive, decisive_row, paper_effect
+
+    assert paper_effect("Table 1e: 77.4 vs 74.7") == pytest.approx(2.7) and paper_effect("Fig. 3") is None
+    assert paper_effect("83.1 → 86.5") == pytest.approx(3.4) and paper_effect("Table 1a: +0.8") == 0.8
+    assert paper_effect("Tables 3-4") is None
+    row = lambda verdict, paper="—": {"verdict": verdict, "paper": paper}  # noqa: E731
+    assert decisive(row("reproduced")) and decisive(row("reversed"))
+    assert decisive(row("no effect detected (|Δ| < 4.9 at 95 %)"))
+    assert not decisive(row("no effect detected (|Δ| < 5.1 at 95 %)"))
+    # a paper effect of 4 points allows a bound of 8
+    assert decisive(row("no effect detected (|Δ| < 7.9 at 95 %)", "Table 2: 70.0 vs 66.0"))
+    assert not decisive(row(NOT_LEARNED)) and not decisive(row("not testable (identical rows)"))
+    assert not decisive(row("no effect detected (|Δ| < 0.0 at 95 %)"))  # identical rows, old wording
+    counted = decisive_row({"claims": [row("reproduced"), row("no effect detected (|Δ| < 40.0 at 95 %)"),
+                                       row("not run here (needs data_root)")]})
+    assert counted == {"claims run": 2, "decisive": 1, "share": "50%"}
+
+
+COMMITTED = sorted((REPO_ROOT / "data" / "ledgers" / "small").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.stem)
+def test_the_committed_ledger_is_what_the_committed_records_give(path):
+    """Each claim of a committed small-profile ledger that names its records is recomputed from
+    those records (data/records): the same numbers, the same evidence and the same verdict (or
+    "not learned" where the ledger says which gate failed). A change to the statistics, or a
+    record that moved, makes the committed ledger stale and fails here."""
+    from vidattn.core.store import load_record
+    from vidattn.report.claims import comparison_of
+
+    data = json.loads(path.read_text())
+    checked = 0
+    for row in data["claims"]:
+        rests = row.get("rests_on")
+        if not rests:
+            continue
+        records = {ref: load_record(REPO_ROOT / "data" / "records" / f"{ref}.json")
+                   for ref in dict.fromkeys(rests["a"] + rests["b"])}
+        fresh = comparison_of(rests, records)
+        assert (fresh.ours, fresh.difference) == (row["ours"], row["difference"]), row["claim"]
+        assert row["evidence"].startswith(fresh.evidence), row["claim"]
+        assert row["verdict"] == (NOT_LEARNED if rests["gates_failed"] else fresh.verdict), row["claim"]
+        checked += 1
+    assert checked, f"{path.name}: no claim names its records"
+    assert data["profile"] == "small" and data["chapter"] == path.stem
+
+
+def test_the_book_commits_the_small_ledger_of_every_paper_chapter():
+    papers = {e.stem for e in toc() if e.part == "Papers"}
+    assert {p.stem for p in COMMITTED} == papers, "run `make book` and commit data/ledgers/small"

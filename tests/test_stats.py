@@ -94,3 +94,68 @@ def test_a_chance_gate_tolerates_the_test_sets_sampling_error_only_when_asked():
     assert check(loose, values, []).passed
     assert not check(loose, [58.0, 58.5, 57.5], []).passed  # a real edge still fails
     assert "within 3.1 of chance 50.0" in check(loose, values, []).row()["criterion"]
+
+
+def test_degenerate_comparisons_are_not_testable_and_say_why():
+    same = compare("top1", "A", "B", [80.0, 90.0, 85.0], [80.0, 90.0, 85.0], [[1, 0, 1]] * 3, [[1, 0, 1]] * 3)
+    assert same.verdict.startswith("not testable (identical rows") and "every test clip" in same.verdict
+    # the same seed values but clips that disagree: a real (null) comparison, not a degenerate one
+    swapped = compare("top1", "A", "B", [50.0, 50.0], [50.0, 50.0], [[1, 0]] * 2, [[0, 1]] * 2)
+    assert swapped.kind == "no effect detected"
+    top = compare("top1", "A", "B", [99.8, 100.0, 99.6], [99.7, 99.9, 100.0], ceiling=100.0)
+    assert top.verdict.startswith("not testable (both rows at the ceiling")
+    assert compare("top1", "A", "B", [99.8, 100.0, 99.6], [99.7, 99.9, 100.0]).kind == "no effect detected"
+    # a clear win near the ceiling still counts: the ceiling only explains an absent effect
+    win = compare("top1", "A", "B", [99.9, 99.9, 99.8], [99.0, 99.1, 99.1], ceiling=100.0)
+    assert win.kind == "reproduced"
+
+
+def test_fisher_power_is_the_exact_rejection_probability():
+    from vidattn.report.stats import fisher_p, fisher_power, seeds_for
+
+    # 3 seeds each can never reject at 5 % (3/3 vs 0/3 gives p = 0.1), 4 seeds can
+    assert fisher_p(3, 3, 0, 3) == pytest.approx(0.1) and fisher_power(1.0, 0.0, 3) == 0.0
+    assert fisher_p(4, 4, 0, 4) == pytest.approx(2 / 70) and fisher_power(1.0, 0.0, 4) == 1.0
+    # against a simulation of the same design
+    rng = np.random.default_rng(0)
+    ka, kb = rng.binomial(8, 0.9, 4000), rng.binomial(8, 0.2, 4000)
+    simulated = np.mean([fisher_p(int(x), 8, int(y), 8) < 0.05 for x, y in zip(ka, kb)])
+    assert fisher_power(0.9, 0.2, 8) == pytest.approx(simulated, abs=0.03)
+    n = seeds_for(0.9, 0.2)
+    assert fisher_power(0.9, 0.2, n) >= 0.8 > fisher_power(0.9, 0.2, n - 1)
+    with pytest.raises(ValueError, match="do not reach"):
+        seeds_for(0.55, 0.45, most=10)
+
+
+def test_the_rate_interval_is_newcombes_and_covers_the_truth():
+    from vidattn.report.stats import rate_difference_interval
+
+    lo, hi = rate_difference_interval(8, 8, 0, 8)  # all vs nothing: far from zero, inside the scale
+    assert 0 < lo < hi <= 100
+    # Newcombe (1998), Statistics in Medicine 17, 873-890, Table II, example (a): 56/70 vs 48/80
+    lo, hi = rate_difference_interval(56, 70, 48, 80)
+    assert (round(lo / 100, 4), round(hi / 100, 4)) == (0.0524, 0.3339)
+
+
+class _Rec:
+    def __init__(self, i: int, top1: float, clips: list[int]):
+        self.experiment, self.key = "x", str(i)
+        self.metrics, self.per_clip = {"top1": top1}, {"top1": clips}
+
+
+def test_bimodal_runs_are_judged_by_success_rate_then_among_the_learned():
+    from vidattn.report.stats import compare_success
+
+    a = [_Rec(i, v, [1] * 9 + [0]) for i, v in enumerate([99.0, 98.0, 99.5, 97.0, 99.0, 98.5, 99.0, 97.5])]
+    b = [_Rec(10 + i, v, [1] * 5 + [0] * 5) for i, v in enumerate([50.0, 99.0, 51.0, 50.0, 49.0, 52.0, 50.0, 50.5])]
+    c = compare_success("top1", "A", "B", a, b, "top1", 75.0, clips="top1")
+    assert c.rates == (8, 8, 1, 8) and c.p == pytest.approx(sps.fisher_exact([[8, 0], [1, 7]]).pvalue)
+    assert c.kind == "reproduced" and "learned on 8 of 8 seeds" in c.evidence and c.among_learned is None
+    # the same success rates: the verdict comes from the seeds where both learned
+    d = compare_success("top1", "A", "B", a[:4], a[4:], "top1", 75.0)
+    assert d.rates == (4, 4, 4, 4) and d.among_learned is not None and d.among_learned.seeds.n == 4
+    assert d.kind == d.among_learned.kind
+    e = compare_success("top1", "A", "B", a[:3], b[:3], "top1", 75.0)  # 3/3 vs 1/3: not enough seeds
+    assert e.kind == "no effect detected" and e.verdict.startswith("no effect detected (success rate |Δ| < ")
+    row = claim_from("A learns more often", c)
+    assert row["rests_on"]["success"] == ("top1", 75.0) and verdict_kind(row["verdict"]) == "reproduced"

@@ -21,7 +21,7 @@ from typing import Any
 
 from vidattn.core import store
 from vidattn.core.paths import REPO_ROOT
-from vidattn.report.stats import Comparison, compare_records
+from vidattn.report.stats import Comparison, SuccessComparison, compare_records, compare_success
 from vidattn.report.tables import verdict_kind
 
 LEDGERS = REPO_ROOT / "notebooks" / "outputs" / "ledgers"  # the chapters' default output_dir
@@ -34,7 +34,7 @@ class Recheck:
     chapter: str
     claim: str
     stored: str
-    fresh: Comparison
+    fresh: Comparison | SuccessComparison
     records: list[store.Record]
     seconds: float  # recorded run time of the records re-run
 
@@ -58,16 +58,21 @@ def find_claim(chapter: str, claim: str, profile: str = "small", ledgers: Path =
     return hits[0]
 
 
-def comparison_of(rests_on: dict[str, Any], records: dict[str, store.Record]) -> Comparison:
+def comparison_of(rests_on: dict[str, Any], records: dict[str, store.Record]) -> Comparison | SuccessComparison:
     """The comparison a ledger's ``rests_on`` describes, over ``records`` ("experiment/key" -> record)."""
+    a, b = [records[k] for k in rests_on["a"]], [records[k] for k in rests_on["b"]]
+    if rests_on.get("success"):
+        success_metric, threshold = rests_on["success"]
+        clips = rests_on["clips"][0] if rests_on["clips"] else None
+        return compare_success(rests_on["metric"], rests_on["a_name"], rests_on["b_name"], a, b, success_metric,
+                               threshold, clips, label=rests_on["label"], ceiling=rests_on.get("ceiling"))
     mask = rests_on["clip_mask"]
     if mask is not None:  # indices of the tested clips -> a mask over the first record's clips
         n = len(records[rests_on["a"][0]].per_clip[rests_on["clips"][0]])
         mask = [i in set(mask) for i in range(n)]
-    return compare_records(rests_on["metric"], rests_on["a_name"], rests_on["b_name"],
-                           [records[k] for k in rests_on["a"]], [records[k] for k in rests_on["b"]],
+    return compare_records(rests_on["metric"], rests_on["a_name"], rests_on["b_name"], a, b,
                            rests_on["metric_b"], tuple(rests_on["clips"]) if rests_on["clips"] else None,
-                           mask, label=rests_on["label"])
+                           mask, label=rests_on["label"], ceiling=rests_on.get("ceiling"))
 
 
 def cost_seconds(row: dict[str, Any]) -> float:

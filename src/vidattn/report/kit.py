@@ -8,6 +8,9 @@ number a chapter prints about a row goes through it:
 * ``paired(a, b, metric)``: "a beats b", paired over seeds and, where the metric has
   per-clip outcomes, over the same test clips (McNemar; :func:`vidattn.report.stats.compare_records`),
   and ``delta(a, b, metric)``, its mean difference with the seeds' interval;
+* ``success(a, b, metric, success_metric, threshold)``: "a beats b" for runs that either
+  learn or stay at chance: success rates over seeds (Fisher's exact test) and the metric
+  among the seeds where both learned (:func:`vidattn.report.stats.compare_success`);
 * ``gate(name, row, ...)``: a learning gate over the row's seeds (:mod:`vidattn.report.gates`);
 * ``claim(text, a, b, gates, metric)``: a ledger row whose verdict is computed from the
   comparison and its gates (:func:`vidattn.report.tables.claim_from`).
@@ -19,7 +22,9 @@ names of the metrics whose per-clip outcomes the records keep (``None``: every s
 the records keep), or a function of the metric
 giving the outcomes that test it and the clips they cover (CIDC tests a class's accuracy
 on that class's clips only). Only rows scored on the same test clips (the same suite or
-real dataset, :func:`same_test_clips`) are compared clip by clip.
+real dataset, :func:`same_test_clips`) are compared clip by clip. A metric with per-clip
+outcomes is an accuracy in percent, so its ceiling is 100: two rows both within a point of
+it are *not testable* (:attr:`vidattn.report.stats.Comparison.degenerate`).
 """
 from __future__ import annotations
 
@@ -32,9 +37,10 @@ import numpy as np
 from vidattn.core.registry import Planned
 from vidattn.core.store import Record, run_many
 from vidattn.report.gates import Gate, GateResult, check
-from vidattn.report.stats import Comparison, compare_records
+from vidattn.report.stats import Comparison, SuccessComparison, compare_records, compare_success
 from vidattn.report.tables import claim_from, mean_std
 
+ACCURACY_CEILING = 100.0  # a metric with per-clip outcomes is an accuracy in percent
 Row = Hashable  # a row's name, or the parts of it (see ``Results.name``)
 # metric -> (the per-clip outcomes that test it, or None; the clips they cover, or None for all)
 ClipTest = Callable[[str], tuple[str | None, Sequence[bool] | None]]
@@ -122,7 +128,26 @@ class Results:
         if label is None and metric_b not in (None, metric):
             label = f"{metric} vs {metric_b}"
         return compare_records(metric, self.name(a), self.name(b), ra, rb, metric_b=metric_b,
-                               clips=pair, clip_mask=mask if pair else None, label=label)
+                               clips=pair, clip_mask=mask if pair else None, label=label,
+                               ceiling=ACCURACY_CEILING if clip_a and clip_b else None)
+
+    def success(self, a: Row, b: Row, success_metric: str, threshold: float, metric: str | None = None,
+                label: str | None = None) -> SuccessComparison:
+        """"a beats b" for runs that learn or stay at chance: a run learned when its ``success_metric``
+        is at least ``threshold`` (declared before running); success rates over seeds, then
+        ``metric`` among the seeds where both learned (:func:`vidattn.report.stats.compare_success`)."""
+        metric = metric or self.metric
+        ra, rb = self.recs(a), self.recs(b)
+        test = self.clip_test or _recorded(ra + rb)
+        clip, _ = test(metric)
+        clips = clip if clip and same_test_clips(ra, rb) else None
+        return compare_success(metric, self.name(a), self.name(b), ra, rb, success_metric, threshold, clips,
+                               label=label, ceiling=ACCURACY_CEILING if clip else None)
+
+    def success_claim(self, text: str, a: Row, b: Row, gates: Sequence[GateResult], success_metric: str,
+                      threshold: float, metric: str | None = None, label: str | None = None) -> dict[str, Any]:
+        """A ledger row judged by :meth:`success` under ``gates``."""
+        return claim_from(text, self.success(a, b, success_metric, threshold, metric, label), gates)
 
     def delta(self, a: Row, b: Row, metric: str | None = None) -> str:
         """The mean difference a - b with its 95 % interval over seeds."""

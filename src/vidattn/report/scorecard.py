@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from vidattn.report.tables import (
     LEDGER_COLUMNS,
     TOLD_ORDER,
     VERDICT_KINDS,
+    bound_of,
     verdict_word,
     badge,
     held,
@@ -33,6 +35,9 @@ from vidattn.report.tables import (
 )
 
 EXECUTED = "book/_executed/"  # where the table of contents finds the executed chapters
+# the small-profile ledgers as committed before the experiments were redesigned for decisive
+# verdicts (the scorecard's baseline)
+BASELINE_LEDGERS = REPO_ROOT / "data" / "ledgers" / "baseline"
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,41 @@ def what_held(entries: list[Entry], ledgers: dict[str, dict[str, Any]]) -> str:
         lines.append(f"- {{doc}}`{e.short} </{e.docname}>` ({len(frame)} claims; gates "
                      f"{sum(g['passed'] for g in gates)} of {len(gates)} passed). {held(frame)}")
     return "\n".join(lines)
+
+
+DECISIVE_BOUND = 5.0  # points: the widest "no effect detected" bound that still informs
+
+
+def paper_effect(paper: str) -> float | None:
+    """The effect a paper's evidence states, or None: "Table 1e: 77.4 vs 74.7" and "83.1 → 86.5"
+    give 2.7 and 3.4, a signed difference "Table 1a: +0.8" gives 0.8."""
+    number = r"(-?\d+(?:\.\d+)?)"
+    m = re.search(number + r"\s*%?\s*(?:vs\.?|→)\s*" + number, paper)
+    if m:
+        return abs(float(m.group(1)) - float(m.group(2)))
+    m = re.search(r"(?:^|[\s:(])[+−-](\d+(?:\.\d+)?)", paper)
+    return float(m.group(1)) if m else None
+
+
+def decisive(row: dict[str, Any]) -> bool:
+    """Whether a claim's verdict decides it: reproduced, reversed or not reproduced, or no effect
+    detected with a bound no wider than :data:`DECISIVE_BOUND` points or twice the paper's own
+    effect, whichever is larger. A bound of exactly zero comes from two identical rows (ledgers
+    written before such comparisons were called not testable) and decides nothing."""
+    kind = verdict_kind(row["verdict"])
+    if kind in ("reproduced", "reversed", "not reproduced"):
+        return True
+    if kind != "no effect detected":
+        return False
+    effect = paper_effect(str(row.get("paper", "")))
+    return 0 < bound_of(row["verdict"]) <= max(DECISIVE_BOUND, 2 * effect if effect else 0.0)
+
+
+def decisive_row(data: dict[str, Any]) -> dict[str, Any]:
+    """A chapter's claims that were run (all but "not run here") and how many of them are decided."""
+    rows = [c for c in data["claims"] if verdict_kind(c["verdict"]) != "not run here"]
+    n = sum(decisive(c) for c in rows)
+    return {"claims run": len(rows), "decisive": n, "share": f"{n / len(rows):.0%}" if rows else "—"}
 
 
 def counts_row(data: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,20 @@ when both point the other way; otherwise *no effect detected*, with the bound
 The *detectable* effect is the true difference that the design finds with 80 % power
 at the 5 % level, given the observed spread.
 
+A comparison that detects no effect because it cannot is *not testable*, and says why
+(:attr:`Comparison.degenerate`): the two rows agree on every seed and every clip (the same
+evaluation rule twice), or both sit within a point of the metric's ceiling, with no room
+left for the effect being asked about.
+
+**Runs that either learn or stay at chance.** Where a run either takes off or stays on
+the chance plateau, the per-seed values are bimodal and a t interval over them spans the
+whole scale. Such a claim is judged in two parts (:func:`compare_success`), with a
+per-run success criterion declared before the runs: the *success rates* over runs,
+compared with Fisher's exact test, and the accuracy *among the runs that learned*,
+compared paired over the seeds where both variants learned. How many seeds a design
+needs follows from the exact power of Fisher's test (:func:`fisher_power`,
+:func:`seeds_for`).
+
 A comparison made from run records by :func:`compare_records` names them
 (:class:`Sources`), so a ledger claim can say which records it rests on and
 ``vidattn store verify --claim`` can re-run them and recompute it (:mod:`vidattn.report.claims`).
@@ -32,6 +46,7 @@ from scipy import stats
 
 LEVEL = 0.95
 POWER = 0.80
+CEILING_ROOM = 1.0  # points: closer than this to the ceiling, both rows, and no effect can show
 
 
 @dataclass(frozen=True)
@@ -116,6 +131,8 @@ class Sources:
     metric_b: str | None = None
     clips: tuple[str, str] | None = None
     clip_mask: tuple[int, ...] | None = None
+    ceiling: float | None = None
+    success: tuple[str, float] | None = None  # runs judged learned or not: (metric, threshold)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -133,6 +150,20 @@ class Comparison:
     alpha: float = 1 - LEVEL
     sources: Sources | None = field(default=None, compare=False)
     means: tuple[float, float] = (math.nan, math.nan)  # mean over seeds of a, of b
+    ceiling: float | None = None  # the metric's best value (100 for an accuracy), when it has one
+    room: float = CEILING_ROOM  # how far below the ceiling both rows must be for a claim to be testable
+
+    @property
+    def degenerate(self) -> str | None:
+        """Why the comparison cannot tell anything (module docstring), or None."""
+        s, c = self.seeds, self.clips
+        if s.n >= 1 and s.mean == 0 and not (s.sd > 0) and (c is None or c.a_only + c.b_only == 0):
+            return ("identical rows: the two variants score the same on every seed"
+                    + ("" if c is None else " and every test clip"))
+        if self.ceiling is not None and min(self.means) >= self.ceiling - self.room:
+            return (f"both rows at the ceiling ({self.means[0]:.1f} and {self.means[1]:.1f} of "
+                    f"{self.ceiling:g}; less than {self.room:g} pts of room)")
+        return None
 
     @property
     def ours(self) -> str:
@@ -147,7 +178,7 @@ class Comparison:
 
     @property
     def kind(self) -> str:
-        """reproduced | reversed | no effect detected | too few seeds."""
+        """reproduced | reversed | no effect detected | not testable | too few seeds."""
         if self.seeds.n < 2:
             return "too few seeds"
         clip_up = self.clips is None or (self.clips.p < self.alpha and self.clips.delta > 0)
@@ -156,7 +187,7 @@ class Comparison:
             return "reproduced"
         if self.seeds.hi < 0 and clip_down:
             return "reversed"
-        return "no effect detected"
+        return "not testable" if self.degenerate else "no effect detected"
 
     @property
     def bound(self) -> float:
@@ -177,6 +208,8 @@ class Comparison:
             return f"no effect detected (|Δ| < {self.bound:.1f} at 95 %)"
         if k == "too few seeds":
             return f"not run here (needs ≥ 2 seeds; this build has {self.seeds.n})"
+        if k == "not testable":
+            return f"not testable ({self.degenerate})"
         return k
 
     @property
@@ -192,25 +225,28 @@ class Comparison:
 
 
 def compare(metric: str, a: str, b: str, a_values: Sequence[float], b_values: Sequence[float],
-            a_clips: Sequence[Sequence[int]] | None = None, b_clips: Sequence[Sequence[int]] | None = None
-            ) -> Comparison:
-    """Paired comparison of ``a`` and ``b`` (per-seed values, optional per-clip outcomes per seed)."""
+            a_clips: Sequence[Sequence[int]] | None = None, b_clips: Sequence[Sequence[int]] | None = None,
+            ceiling: float | None = None) -> Comparison:
+    """Paired comparison of ``a`` and ``b`` (per-seed values, optional per-clip outcomes per seed;
+    ``ceiling``: the metric's best value, if it has one)."""
     seeds = paired_seed_interval(a_values, b_values)
     clips = mcnemar(a_clips, b_clips) if a_clips is not None and b_clips is not None else None
     means = (float(np.mean(a_values)) if len(a_values) else math.nan,
              float(np.mean(b_values)) if len(b_values) else math.nan)
-    return Comparison(metric, a, b, seeds, clips, means=means)
+    return Comparison(metric, a, b, seeds, clips, means=means, ceiling=ceiling)
 
 
 def compare_records(metric: str, a: str, b: str, records_a: Sequence[Any], records_b: Sequence[Any],
                     metric_b: str | None = None, clips: str | tuple[str, str] | None = None,
-                    clip_mask: Sequence[bool] | None = None, label: str | None = None) -> Comparison:
+                    clip_mask: Sequence[bool] | None = None, label: str | None = None,
+                    ceiling: float | None = None) -> Comparison:
     """:func:`compare` of two rows' run records (paired in the given order, seed by seed).
 
     Values are ``metrics[metric]`` of ``records_a`` and ``metrics[metric_b or metric]`` of
     ``records_b``; ``clips`` names the per-clip outcomes to test (one name, or one per
     row), restricted to the clips where ``clip_mask`` is true. ``label`` replaces the
-    metric's name in the evidence. The comparison keeps its :class:`Sources`.
+    metric's name in the evidence; ``ceiling`` is the metric's best value, if it has one.
+    The comparison keeps its :class:`Sources`.
     """
     pair = (clips, clips) if isinstance(clips, str) else clips
     keep = None if clip_mask is None else np.flatnonzero(np.asarray(clip_mask, bool))
@@ -222,10 +258,11 @@ def compare_records(metric: str, a: str, b: str, records_a: Sequence[Any], recor
     comparison = compare(label or metric, a, b, [r.metrics[metric] for r in records_a],
                          [r.metrics[metric_b or metric] for r in records_b],
                          outcomes(records_a, pair[0]) if pair else None,
-                         outcomes(records_b, pair[1]) if pair else None)
+                         outcomes(records_b, pair[1]) if pair else None, ceiling)
     sources = Sources(tuple(f"{r.experiment}/{r.key}" for r in records_a),
                       tuple(f"{r.experiment}/{r.key}" for r in records_b), metric, metric_b,
-                      tuple(pair) if pair else None, None if keep is None else tuple(int(i) for i in keep))
+                      tuple(pair) if pair else None, None if keep is None else tuple(int(i) for i in keep),
+                      ceiling)
     return replace(comparison, sources=sources)
 
 
@@ -237,3 +274,147 @@ def mean_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float,
         return m, -math.inf, math.inf
     half = float(stats.t.ppf(0.5 + level / 2, len(x) - 1)) * float(x.std(ddof=1)) / math.sqrt(len(x))
     return m, m - half, m + half
+
+
+# --- runs that either learn or stay at chance -------------------------------------------------
+
+
+def fisher_p(successes_a: int, runs_a: int, successes_b: int, runs_b: int) -> float:
+    """Two-sided p value of Fisher's exact test of two success rates."""
+    table = [[successes_a, runs_a - successes_a], [successes_b, runs_b - successes_b]]
+    return float(stats.fisher_exact(table).pvalue)
+
+
+def rate_difference_interval(successes_a: int, runs_a: int, successes_b: int, runs_b: int,
+                             level: float = LEVEL) -> tuple[float, float]:
+    """Newcombe's hybrid score interval of the difference of two success rates (points): the
+    Wilson interval of each rate, combined; it stays inside [-100, 100] and is sensible at 0/n
+    and n/n, where the normal approximation is not."""
+    def wilson(k: int, n: int) -> tuple[float, float]:
+        ci = stats.binomtest(k, n).proportion_ci(confidence_level=level, method="wilson")
+        return ci.low, ci.high
+
+    pa, pb = successes_a / runs_a, successes_b / runs_b
+    (la, ua), (lb, ub) = wilson(successes_a, runs_a), wilson(successes_b, runs_b)
+    d = pa - pb
+    lo = d - math.sqrt((pa - la) ** 2 + (ub - pb) ** 2)
+    hi = d + math.sqrt((ua - pa) ** 2 + (pb - lb) ** 2)
+    return 100 * lo, 100 * hi
+
+
+def fisher_power(rate_a: float, rate_b: float, runs: int, alpha: float = 1 - LEVEL) -> float:
+    """Exact power of the two-sided Fisher test at level ``alpha`` with ``runs`` runs of each variant
+    whose true success rates are ``rate_a`` and ``rate_b``: the probability, summed over every
+    outcome (k_a, k_b), that the test rejects."""
+    k = np.arange(runs + 1)
+    pa, pb = stats.binom.pmf(k, runs, rate_a), stats.binom.pmf(k, runs, rate_b)
+    return float(sum(pa[x] * pb[y] for x in k for y in k if fisher_p(int(x), runs, int(y), runs) < alpha))
+
+
+def seeds_for(rate_a: float, rate_b: float, power: float = POWER, alpha: float = 1 - LEVEL,
+              most: int = 40) -> int:
+    """The fewest runs per variant at which Fisher's test detects success rates ``rate_a`` vs
+    ``rate_b`` with ``power`` (raises when ``most`` runs are not enough)."""
+    for n in range(2, most + 1):
+        if fisher_power(rate_a, rate_b, n, alpha) >= power:
+            return n
+    raise ValueError(f"success rates {rate_a:.2f} vs {rate_b:.2f}: {most} runs per variant do not reach "
+                     f"{power:.0%} power")
+
+
+@dataclass(frozen=True)
+class SuccessComparison:
+    """"``a`` beats ``b``" for runs that either learn or stay at chance (module docstring): success
+    rates over runs (Fisher), then the metric among the seeds where both learned (paired)."""
+
+    metric: str
+    a: str
+    b: str
+    criterion: str  # the declared per-run success criterion, e.g. "learned = pair_accuracy ≥ 75"
+    learned_a: tuple[bool, ...]  # per seed
+    learned_b: tuple[bool, ...]
+    among_learned: Comparison | None  # over the seeds where both learned (None: fewer than 2)
+    alpha: float = 1 - LEVEL
+    sources: Sources | None = field(default=None, compare=False)
+    means: tuple[float, float] = (math.nan, math.nan)
+
+    @property
+    def rates(self) -> tuple[int, int, int, int]:
+        return sum(self.learned_a), len(self.learned_a), sum(self.learned_b), len(self.learned_b)
+
+    @property
+    def p(self) -> float:
+        return fisher_p(*self.rates)
+
+    @property
+    def rate_interval(self) -> tuple[float, float]:
+        return rate_difference_interval(*self.rates)
+
+    @property
+    def ours(self) -> str:
+        ka, na, kb, nb = self.rates
+        return f"{self.means[0]:.1f} vs {self.means[1]:.1f}; learned {ka}/{na} vs {kb}/{nb}"
+
+    @property
+    def difference(self) -> str:
+        ka, na, kb, nb = self.rates
+        lo, hi = self.rate_interval
+        return f"success {100 * (ka / na - kb / nb):+.0f} [{lo:+.0f}, {hi:+.0f}]"
+
+    @property
+    def kind(self) -> str:
+        ka, na, kb, nb = self.rates
+        if min(na, nb) < 2:
+            return "too few seeds"
+        if self.p < self.alpha:
+            return "reproduced" if ka / na > kb / nb else "reversed"
+        if self.among_learned is not None and self.among_learned.kind in ("reproduced", "reversed"):
+            return self.among_learned.kind
+        return "no effect detected"
+
+    @property
+    def verdict(self) -> str:
+        k = self.kind
+        if k == "too few seeds":
+            return f"not run here (needs ≥ 2 seeds; this build has {min(self.rates[1], self.rates[3])})"
+        if k != "no effect detected":
+            return k
+        lo, hi = self.rate_interval
+        text = f"no effect detected (success rate |Δ| < {max(abs(lo), abs(hi)):.0f} pts"
+        if self.among_learned is not None and self.among_learned.kind == "no effect detected":
+            text += f"; among learned |Δ| < {self.among_learned.bound:.1f}"
+        return text + " at 95 %)"
+
+    @property
+    def evidence(self) -> str:
+        ka, na, kb, nb = self.rates
+        lo, hi = self.rate_interval
+        text = (f"{self.criterion}: {self.a} learned on {ka} of {na} seeds, {self.b} on {kb} of {nb}; "
+                f"success-rate difference {100 * (ka / na - kb / nb):+.0f} pts, 95 % CI [{lo:+.0f}, {hi:+.0f}] "
+                f"(Newcombe), Fisher exact p = {self.p:.2g}")
+        if self.among_learned is None:
+            return text + "; fewer than 2 seeds where both learned, so no comparison among them"
+        return text + f"; among the seeds where both learned: {self.among_learned.evidence}"
+
+
+def compare_success(metric: str, a: str, b: str, records_a: Sequence[Any], records_b: Sequence[Any],
+                    success_metric: str, threshold: float, clips: str | None = None, label: str | None = None,
+                    ceiling: float | None = None) -> SuccessComparison:
+    """:class:`SuccessComparison` of two rows' run records, paired seed by seed. A run succeeded
+    when its ``success_metric`` is at least ``threshold`` (declared before the runs); the
+    comparison among the seeds where both succeeded is :func:`compare_records` on ``metric``
+    (with ``clips``)."""
+    if len(records_a) != len(records_b):
+        raise ValueError(f"paired rows need the same seeds: {len(records_a)} vs {len(records_b)}")
+    la = tuple(float(r.metrics[success_metric]) >= threshold for r in records_a)
+    lb = tuple(float(r.metrics[success_metric]) >= threshold for r in records_b)
+    both = [i for i in range(len(la)) if la[i] and lb[i]]
+    among = (compare_records(metric, a, b, [records_a[i] for i in both], [records_b[i] for i in both],
+                             clips=clips, label=label, ceiling=ceiling) if len(both) >= 2 else None)
+    sources = Sources(tuple(f"{r.experiment}/{r.key}" for r in records_a),
+                      tuple(f"{r.experiment}/{r.key}" for r in records_b), metric, None,
+                      (clips, clips) if clips else None, None, ceiling, (success_metric, threshold))
+    means = (float(np.mean([r.metrics[metric] for r in records_a])),
+             float(np.mean([r.metrics[metric] for r in records_b])))
+    return SuccessComparison(label or metric, a, b, f"learned = {success_metric} ≥ {threshold:g}", la, lb, among,
+                             sources=sources, means=means)

@@ -10,9 +10,10 @@ from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
+from vidattn.core.paths import REPO_ROOT
 from vidattn.core.store import Record
 from vidattn.report.gates import NOT_LEARNED, GateResult
-from vidattn.report.stats import Comparison
+from vidattn.report.stats import Comparison, SuccessComparison
 
 # one place sets how every chapter displays tables: never truncate a cell, a row or a column
 pd.set_option("display.max_colwidth", None)
@@ -74,6 +75,9 @@ def paper_vs_ours(rows: list[dict[str, Any]], label: str) -> pd.DataFrame:
     return pd.DataFrame(out).set_index("")
 
 
+BOOK_PROFILE = "small"  # the profile the published book is built with
+COMMITTED_LEDGERS = REPO_ROOT / "data" / "ledgers" / BOOK_PROFILE  # its ledgers, committed beside the records
+
 # the ledger's vocabulary; "not reproduced" is for exact computations (counts, costs) only
 VERDICT_KINDS = ("reproduced", "reversed", "no effect detected", "not testable", NOT_LEARNED, "not run here",
                  "not reproduced")
@@ -98,7 +102,8 @@ def split_paper(claim: str) -> tuple[str, str]:
     return (m.group(1), m.group(2)) if m else (claim, "—")
 
 
-def claim_from(text: str, comparison: Comparison, gates: Sequence[GateResult] = ()) -> dict[str, Any]:
+def claim_from(text: str, comparison: Comparison | SuccessComparison, gates: Sequence[GateResult] = ()
+               ) -> dict[str, Any]:
     """A ledger row from a paired comparison; a failed gate replaces the verdict. A comparison
     made from records (:func:`vidattn.report.stats.compare_records`) adds what the claim rests on."""
     failed = [g.gate.name for g in gates if not g.passed]
@@ -154,7 +159,8 @@ def badge(verdict: str) -> str:
     return f'<span class="verdict {cls}">{verdict_word(kind)}</span>' + (f" {html.escape(rest)}" if rest else "")
 
 
-def _bound(verdict: str) -> float:
+def bound_of(verdict: str) -> float:
+    """The bound a "no effect detected" verdict states (its first "< x"), or inf."""
     m = re.search(r"< ([\d.]+)", verdict)
     return float(m.group(1)) if m else math.inf
 
@@ -163,7 +169,8 @@ def told(ledger: pd.DataFrame) -> list[tuple[int, str, dict[str, Any]]]:
     """The ledger's claims (number, text, row) in the order its findings are told: reproduced,
     reversed and not reproduced first, then the undecided by the tightness of their bound."""
     rows = [(i + 1, claim, row) for i, (claim, row) in enumerate(ledger.to_dict(orient="index").items())]
-    return sorted(rows, key=lambda r: (TOLD_ORDER.index(verdict_kind(r[2]["verdict"])), _bound(r[2]["verdict"]), r[0]))
+    return sorted(rows, key=lambda r: (TOLD_ORDER.index(verdict_kind(r[2]["verdict"])), bound_of(r[2]["verdict"]),
+                                       r[0]))
 
 
 def ledger_label(chapter: str) -> str:
@@ -205,7 +212,7 @@ def held(ledger: pd.DataFrame) -> str:
         parts.append("**No claim held or reversed in this build.**")
     rest = [f"{verdict_word(k)} {len(by[k])}" for k in TOLD_ORDER[3:] if k in by]
     if rest:
-        bounds = [_bound(v) for v in ledger["verdict"] if verdict_kind(v) == "no effect detected"]
+        bounds = [bound_of(v) for v in ledger["verdict"] if verdict_kind(v) == "no effect detected"]
         span = f" (bounds {min(bounds):.1f} to {max(bounds):.1f} pts)" if bounds else ""
         parts.append("**Undecided**: " + ", ".join(rest) + span + ".")
     return " ".join(parts)
@@ -251,16 +258,22 @@ def publish_ledger(ledger: pd.DataFrame, gates: Sequence[GateResult], chapter: s
                    profile: str) -> LedgerView:
     """Glue the chapter's opening findings ("findings", :func:`findings`) and its Summary's
     "what held" ("held", :func:`held`), save the ledger as
-    ``output_dir/ledgers/<profile>/<chapter>.json`` (:func:`ledger_json`), and return the
+    ``output_dir/ledgers/<profile>/<chapter>.json`` (:func:`ledger_json`) and, for the book's
+    own profile, also as the committed ``data/ledgers/small/<chapter>.json``
+    (:data:`COMMITTED_LEDGERS`, the book's results as data, like the records), and return the
     ledger as the page shows it."""
     from IPython.display import Markdown
     from myst_nb import glue
 
+    from vidattn.core.files import write_atomic
+
     glue("findings", Markdown(findings(ledger, gates, chapter)), display=False)
     glue("held", Markdown(held(ledger)), display=False)
-    out = Path(output_dir) / "ledgers" / profile / f"{chapter}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(ledger_json(ledger, gates, chapter, profile), indent=1))
+    text = json.dumps(ledger_json(ledger, gates, chapter, profile), indent=1, ensure_ascii=False) + "\n"
+    folders = [Path(output_dir) / "ledgers" / profile] + ([COMMITTED_LEDGERS] if profile == BOOK_PROFILE else [])
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(folder / f"{chapter}.json", lambda tmp: Path(tmp).write_text(text))
     return LedgerView(ledger, chapter)
 
 
