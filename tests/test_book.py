@@ -191,10 +191,13 @@ def test_the_scorecard_links_every_claim_of_every_ledger(built_book):
             browser.get((built_book / "book" / "_executed" / f"{ch.stem}.html").as_uri())
             rows = browser.execute_script("return [...document.querySelectorAll('table.ledger tr[id]')].map(r => r.id)")
             ids += [f"{ch.stem}.html#{r}" for r in rows]
-            if rows:
-                findings[ch.stem] = browser.execute_script(
-                    "return [...document.querySelectorAll('.admonition a[href^=\"#\"]')].map(a => a.hash.slice(1))")
-                assert findings[ch.stem] and set(findings[ch.stem]) <= set(rows), f"{ch.stem}: findings {findings}"
+            if rows:  # the findings' links: to rows of this ledger, and one to the ledger's heading
+                links = browser.execute_script(
+                    "return [...document.querySelectorAll('.admonition a[href^=\"#\"]')].map(a => a.hash.slice(1))"
+                    ".map(h => [h, document.getElementById(h) ? document.getElementById(h).tagName : null])")
+                findings[ch.stem] = [h for h, _ in links if h in rows]
+                assert findings[ch.stem], f"{ch.stem}: the findings link no ledger row: {links}"
+                assert all(tag in ("TR", "SECTION", "SPAN") for _, tag in links), f"{ch.stem}: a finding links nowhere: {links}"
         browser.get((built_book / "book" / "_executed" / "99_scorecard.html").as_uri())
         links = browser.execute_script(
             "return [...document.querySelectorAll('table.claims a')].map(a => a.getAttribute('href'))")
