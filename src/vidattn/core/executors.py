@@ -25,6 +25,7 @@ object store. The package must be installed on every node, at the same commit.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import logging
 import multiprocessing as mp
 import os
 import sys
@@ -172,6 +173,9 @@ class RayExecutor:
                if k.startswith(("VIDATTN_", "ATEN_CPU_CAPABILITY")) and k != "VIDATTN_EXECUTOR"}
         # workers of a local cluster see the driver's records and data folders; those of a
         # remote one get only the variables set here (their data cache is their own)
+        # Ray keeps its default (token authentication on for a local cluster); its notice saying
+        # so is kept out of the chapters' output, where a reader would see it as a warning
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
         self.ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
                       log_to_driver=False, runtime_env={"env_vars": env}, configure_logging=False)
 
