@@ -62,7 +62,7 @@ def _kill_first_ray_worker(stop: threading.Event, killed: list[int]) -> None:
         time.sleep(0.05)
 
 
-def test_ray_gives_the_local_pools_records_retries_a_killed_worker_and_writes_once(tmp_path, monkeypatch):
+def test_ray_gives_the_local_pools_records_retries_a_killed_worker_and_writes_once(tmp_path, monkeypatch, capfd):
     """One local Ray cluster (2 CPUs) for every check, to keep within the test budget."""
     import ray
 
@@ -82,7 +82,9 @@ def test_ray_gives_the_local_pools_records_retries_a_killed_worker_and_writes_on
     killer = threading.Thread(target=_kill_first_ray_worker, args=(stop, killed), daemon=True)
     killer.start()
     try:
+        capfd.readouterr()
         on_ray = store.run_many("data/premise", runs, workers=2)
+        assert "Token authentication" not in capfd.readouterr().err  # would show in a chapter's output
         stop.set()
         killer.join()
         assert killed, "no Ray worker was seen running a task"

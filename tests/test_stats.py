@@ -159,3 +159,26 @@ def test_bimodal_runs_are_judged_by_success_rate_then_among_the_learned():
     assert e.kind == "no effect detected" and e.verdict.startswith("no effect detected (success rate |Δ| < ")
     row = claim_from("A learns more often", c)
     assert row["rests_on"]["success"] == ("top1", 75.0) and verdict_kind(row["verdict"]) == "reproduced"
+
+
+def _record(row: str, seed: int, top1: float):
+    from vidattn.core.store import Record
+
+    return Record("x/train", f"{row}-{seed}", {"seed": seed, "suite": "s"}, {"metrics": {"top1": top1},
+                  "per_clip": {"top1": [int(top1 > 75)] * 4}}, 1.0, "cpu", {}, "", {}, "", row=row)
+
+
+def test_the_kit_pairs_two_rows_on_the_seeds_both_ran_and_judges_success_rates():
+    from vidattn.report.kit import Results
+
+    a = [_record("A", s, 99.0) for s in range(8)]
+    b = [_record("B", s, v) for s, v in enumerate([50.0, 99.0, 50.0, 51.0, 49.0, 50.0, 50.5, 50.0])]
+    c = [_record("C", s, 60.0) for s in range(3)]  # a row on three seeds only
+    R = Results(a + b + c, metric="top1", clips={"top1"})
+    ab = R.paired("A", "C")
+    assert ab.seeds.n == 3 and [s.split("/")[-1] for s in ab.sources.a] == ["A-0", "A-1", "A-2"]
+    s = R.success("A", "B", "top1", 75.0)
+    assert s.rates == (8, 8, 1, 8) and s.kind == "reproduced"
+    assert s.sources.clips == ("top1", "top1") and s.sources.success == ("top1", 75.0)
+    row = R.success_claim("A learns more often than B", "A", "B", [], "top1", 75.0)
+    assert row["verdict"] == "reproduced" and row["ours"].endswith("learned 8/8 vs 1/8")

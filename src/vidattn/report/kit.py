@@ -5,7 +5,7 @@ records of each named row (:class:`vidattn.core.registry.Planned`), seed by seed
 number a chapter prints about a row goes through it:
 
 * ``per_seed(row, metric)``, ``mean(row, metric)``, ``ms(row, metric)`` (mean ± sd);
-* ``paired(a, b, metric)``: "a beats b", paired over seeds and, where the metric has
+* ``paired(a, b, metric)``: "a beats b", paired over the seeds both rows ran and, where the metric has
   per-clip outcomes, over the same test clips (McNemar; :func:`vidattn.report.stats.compare_records`),
   and ``delta(a, b, metric)``, its mean difference with the seeds' interval;
 * ``success(a, b, metric, success_metric, threshold)``: "a beats b" for runs that either
@@ -102,6 +102,13 @@ class Results:
         """The row's records, in seed order ([] for a row that did not run, e.g. cut for budget)."""
         return self.rows.get(self.name(row), [])
 
+    def common_seeds(self, a: Row, b: Row) -> tuple[list[Record], list[Record]]:
+        """The records of two rows on the seeds both ran, in seed order (a row may run more seeds
+        than another: a paired comparison uses the ones they share)."""
+        seeds = {r.config.get("seed") for r in self.recs(a)} & {r.config.get("seed") for r in self.recs(b)}
+        return ([r for r in self.recs(a) if r.config.get("seed") in seeds],
+                [r for r in self.recs(b) if r.config.get("seed") in seeds])
+
     def per_seed(self, row: Row, metric: str | None = None) -> list[float]:
         """The metric of every seed of the row, in seed order (so two rows pair up)."""
         return [float(r.metrics[metric or self.metric]) for r in self.recs(row)]
@@ -121,7 +128,7 @@ class Results:
         """"a beats b" over seeds and, where both rows' metric has per-clip outcomes (and ``clips``),
         on the same test clips."""
         metric = metric or self.metric
-        ra, rb = self.recs(a), self.recs(b)
+        ra, rb = self.common_seeds(a, b)
         test = self.clip_test or _recorded(ra + rb)
         (clip_a, mask), (clip_b, _) = test(metric), test(metric_b or metric)
         pair = (clip_a, clip_b) if clips and clip_a and clip_b and same_test_clips(ra, rb) else None
@@ -137,7 +144,7 @@ class Results:
         is at least ``threshold`` (declared before running); success rates over seeds, then
         ``metric`` among the seeds where both learned (:func:`vidattn.report.stats.compare_success`)."""
         metric = metric or self.metric
-        ra, rb = self.recs(a), self.recs(b)
+        ra, rb = self.common_seeds(a, b)
         test = self.clip_test or _recorded(ra + rb)
         clip, _ = test(metric)
         clips = clip if clip and same_test_clips(ra, rb) else None

@@ -14,7 +14,9 @@ TINY_TRAIN = {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True,
 
 PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
     "smoke": {"n_train": 32, "n_test": 16, "epochs": 1, "train": TINY_TRAIN},
-    "small": {"n_train": 2000, "n_test": 1000, "epochs": 6, "train": TINY_TRAIN},
+    # 10 epochs: at 6, runs that took off late were still descending at the end (one SIFA_R seed
+    # had 17 % of its loss descent in the last epoch), and "cannot bind" looked like "binds later"
+    "small": {"n_train": 2000, "n_test": 1000, "epochs": 10, "train": TINY_TRAIN},
     "full": {"n_train": 8000, "n_test": 2000, "epochs": 12, "train": TINY_TRAIN},
 }
 
@@ -60,6 +62,40 @@ GRIDS: dict[str, tuple[str, ...]] = {
 }
 
 
+# Runs that either learn or stay at chance. On these rows a run takes off at epochs 2-4 or stays
+# on the chance plateau, so their claims compare success rates over runs (Fisher's exact test;
+# :func:`vidattn.report.stats.compare_success`). Eight seeds detect 95 % against 20 % success
+# with 80 % power (:func:`vidattn.report.stats.seeds_for`); three seeds can never reject.
+BIMODAL_ROWS: dict[str, tuple[str, ...]] = {
+    "binding": ("2D", "TSM", "SIFA_C (correlation)", "Temporal difference", "SIFA_R", "SIFA", "SIFA_R, k=5"),
+    "direction": ("2D", "SIFA", "SIFA + temporal stem"),
+    "binding_slow": ("TSM",),
+}
+BIMODAL_SEEDS = {"smoke": 0, "small": 8, "full": 8}
+# a run learned when its score clears the midpoint between chance (50) and perfect: declared
+# before the eight-seed runs, on the three-seed runs' two modes (47-53 % and 92-100 %)
+SUCCESS = {"binding": ("ordered_top1", 75.0), "binding_slow": ("ordered_top1", 75.0),
+           "direction": ("ordered_pair", 75.0)}
+# rows cut from a profile's grids for its budget (time moved into the bimodal rows' seeds): the
+# two offset sources of Table 1b, whose rows sit at the 100 % ceiling with SIFA's (not testable),
+# and the 0.01x offset rate, which no claim reads
+CUT_ROWS: dict[str, dict[str, tuple[str, ...]]] = {
+    "small": {"binding": ("offsets from f_{t+1}", "offsets from Δf", "SIFA, offset lr 0.01x")},
+}
+
+
+def seeds_of(ctx: RunContext, suite: str, row: str) -> tuple[int, ...]:
+    """The seeds a row runs: the chapter's, or :data:`BIMODAL_SEEDS` for a bimodal row if more."""
+    extra = BIMODAL_SEEDS[ctx.profile] if row in BIMODAL_ROWS.get(suite, ()) else 0
+    return tuple(range(max(len(ctx.seeds), extra)))
+
+
+def grid(ctx: RunContext, suite: str) -> tuple[str, ...]:
+    """The rows a profile runs on ``suite``: :data:`GRIDS` less its :data:`CUT_ROWS`."""
+    cut = CUT_ROWS.get(ctx.profile, {}).get(suite, ())
+    return tuple(r for r in GRIDS[suite] if r not in cut)
+
+
 # where each size_override key lands in the settings (:func:`vidattn.core.profiles.apply_override`)
 OVERRIDE = {"frames": ("frames",), "size": ("size",), "n_train": ("n_train",), "n_test": ("n_test",),
             "epochs": ("epochs",), "batch_size": ("train.batch_size",), "model": ("model",)}
@@ -92,7 +128,7 @@ def run_config(ctx: RunContext, suite: str, row: str, seed: int) -> dict[str, An
 def chapter_runs(ctx: RunContext) -> list[Planned]:
     """Every synthetic run of the chapter, seed by seed, grid by grid."""
     return [Planned(row_name(suite, row), run_config(ctx, suite, row, seed))
-            for seed in ctx.seeds for suite, rows in GRIDS.items() for row in rows]
+            for suite in GRIDS for row in grid(ctx, suite) for seed in seeds_of(ctx, suite, row)]
 
 
 # ---------------------------------------------------------------- real data
