@@ -85,6 +85,18 @@ def test_columns_are_unit_and_their_sums_lie_between_one_and_root_ks():
     assert math.isclose(float(uniform.sum()), math.sqrt(KS), rel_tol=1e-6)
 
 
+def test_uniform_fusion_averages_the_sources_and_reads_no_content():
+    layer, maps = _layer("uniform"), [m.requires_grad_() for m in _maps(K=3)]
+    M, aux = layer(maps)
+    X = layer.sources(maps)[-1]  # (B, C, KS)
+    KS = X.shape[-1]
+    mean = X.mean(-1, keepdim=True) * math.sqrt(KS)  # every unit column is 1 / sqrt(KS) everywhere
+    assert torch.allclose(M.flatten(2), mean.expand_as(M.flatten(2)), atol=1e-5)
+    (M**2).sum().backward()
+    assert all(w.grad is None or float(w.grad.abs().max()) == 0 for w in layer.weights)  # no content read
+    assert sum(p.numel() for p in layer.parameters()) == sum(p.numel() for p in _layer().parameters())
+
+
 def test_product_fusion_gradient_vanishes_with_small_scores():
     y = [torch.full((1, 4, 2), 1e-3, requires_grad=True) for _ in range(3)]
     (y[0] * y[1] * y[2]).sum().backward()

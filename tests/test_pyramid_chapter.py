@@ -19,18 +19,51 @@ def _ctx(tmp_path, seeds=1, override=None):
 
 def test_rows_share_their_trunk_and_each_family_trains_at_its_own_lr(tmp_path):
     planned = C.chapter_runs(_ctx(tmp_path, seeds=2))
-    assert len(planned) == 2 * len(C.ROWS) and [p.row for p in planned[:2]] == [C.REFERENCE] * 2  # named rows
+    assert len(planned) == 2 * len(C.grid(_ctx(tmp_path))) and [p.row for p in planned[:2]] == [C.REFERENCE] * 2  # named rows
     runs = [p.config for p in planned]
     keys = {stage1_file(E, c) for c in runs if c["seed"] == 0}
     assert len(keys) == 1  # every row of a seed starts from one cached trunk
+    for p in planned:
+        c = p.config
+        family = C.PEAK_LR if c["model"]["scales"] else C.TSN_LR
+        assert c["train"]["lr"] == C.ROW_LRS.get(p.row, family)  # TSN at the layer's rate: the control
     for c in runs:
-        assert c["train"]["lr"] == (C.PEAK_LR if c["model"]["scales"] else C.TSN_LR)
         estimated = c["stream"] != "rgb" and c["flow"]["method"] != "exact"
         assert ("opencv" in c["flow"]) == estimated  # OpenCV's flow estimates key the record
     exact = [c for c in runs if c["flow"]["method"] == "exact"]
-    assert len(exact) == 2 * len(C.EXACT_FLOW_ROWS) and all(c["stream"] == "flow" for c in exact)
+    assert len(exact) == 2 * len(C.EXACT_FLOW_ROWS) and {c["stream"] for c in exact} == {"flow", "fusion"}
     pilots = [p.config for p in C.pilot_runs(_ctx(tmp_path))]
-    assert sorted((p["model"]["scales"], p["train"]["lr"]) for p in pilots) == [(0, C.PEAK_LR), (3, C.TSN_LR)]
+    assert sorted((p["model"]["scales"], p["train"]["lr"]) for p in pilots) == [
+        (s, lr) for s in (0, 3) for lr in sorted(C.PILOT_LRS)]  # the whole grid, on a validation split
+    assert {p["validation"] for p in pilots} == {round(C.PILOT_VALIDATION * C.PROFILE_SETTINGS["smoke"]["n_train"])}
+    assert C.test_split_pilot_runs(_ctx(tmp_path)) == []  # the small profile's history only
+
+
+def test_the_small_grid_cuts_dis_fusion_and_caps_dis_seeds():
+    ctx = profiles.context("small", 5)
+    planned = C.chapter_runs(ctx)
+    seeds = {}
+    for p in planned:
+        seeds.setdefault(p.row, []).append(p.config["seed"])
+    assert "Attention fusion, 3 scales" not in seeds and set(seeds) == set(C.ROWS) - set(C.CUT_ROWS["small"])
+    for row, s in seeds.items():
+        assert s == list(range(C.DIS_FLOW_SEEDS if row in C.DIS_FLOW_ROWS else 5)), row
+    assert [p.config["seed"] for p in C.stage1_runs(ctx)] == [0, 1, 2, 3, 4]
+
+
+def test_a_validation_split_holds_out_the_last_training_clips(tmp_path, monkeypatch):
+    monkeypatch.setenv("VIDATTN_DATA_DIR", str(tmp_path / "data"))
+    c = C.pilot_runs(profiles.context("smoke"))[0].config
+    cfg, train, held = E.splits(c)
+    _, whole, test = E.splits({k: v for k, v in c.items() if k != "validation"})
+    n = c["validation"]
+    assert len(held) == n and len(train) == len(whole) - n
+    assert np.array_equal(held.videos, whole.videos[-n:]) and np.array_equal(train.labels, whole.labels[:-n])
+    assert not np.array_equal(held.videos[:1], test.videos[:1])  # the test split is not read
+    with pytest.raises(ValueError, match="validation must be between"):
+        E.splits({**c, "validation": len(whole)})
+    with pytest.raises(ValueError, match="RGB pilots only"):
+        E.splits({**c, "stream": "flow"})
 
 
 def test_override_keys_are_checked_and_reach_the_suite(tmp_path):

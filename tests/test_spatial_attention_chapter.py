@@ -25,6 +25,27 @@ def test_rows_of_a_seed_share_one_stage1_backbone_per_suite():
     assert pre == {keys["O"], keys["O, 12x12 glyph"]}
 
 
+def test_the_regime_pilot_changes_one_thing_each_and_never_reads_the_test_split(tmp_path, monkeypatch):
+    small = context("small", 3)
+    base = C.regime_config(small, "as committed")
+    assert base["validation"] == round(C.VALIDATION_SHARE * base["suite_overrides"]["n_train"])
+    assert {k: v for k, v in base.items() if k != "validation"} == C.stage1_config(small, "glyph", 0)
+    for name, (suite_over, stage1_over, clips_x) in C.REGIMES.items():
+        c = C.regime_config(small, name)
+        changed = {k for k in c["suite_overrides"] if c["suite_overrides"][k] != base["suite_overrides"].get(k)}
+        changed |= {k for k in c["stage1"] if c["stage1"][k] != base["stage1"][k]}
+        assert changed <= set(suite_over) | set(stage1_over) | {"epochs", "n_train"}, name
+        assert c["suite_overrides"]["n_train"] == clips_x * base["suite_overrides"]["n_train"]
+    monkeypatch.setenv("VIDATTN_DATA_DIR", str(tmp_path / "data"))
+    c = C.regime_config(context("smoke"), "as committed")
+    assert c["stage1"]["batch_size"] <= c["suite_overrides"]["n_train"] - c["validation"]  # smoke: 16 clips
+    cfg, held, train_set, val = E.datasets(c)
+    _, test_arrays, whole, _ = E.datasets({k: v for k, v in c.items() if k != "validation"})
+    assert len(val) == len(held) == c["validation"] and len(train_set) == len(whole) - c["validation"]
+    assert (held.videos == E.load_glyph_split(cfg, "train").videos[-c["validation"]:]).all()
+    assert held.videos.shape[0] != test_arrays.videos.shape[0] or (held.videos != test_arrays.videos).any()
+
+
 def test_overrides_are_checked_and_reach_the_suite():
     cfg = C.run_config(context("small", size_override={"n_train": 40, "epochs": 2}), "O+D", 0)
     assert cfg["suite_overrides"]["n_train"] == 40 and cfg["train"]["epochs"] == 2

@@ -67,11 +67,23 @@ def test_gates():
     assert not near_chance.learned
     assert math.isclose(last_fifth_change([4, 3, 2, 1.0, 1.0, 1.0, 1.0, 1.0, 0.9, 0.9]), 0.1 / 3.1)
     assert last_fifth_change([2.0, 1.0]) == math.inf  # too short to tell
+    # a run on the chance plateau (loss 0.688 -> 0.685) is flat, not still changing; a run
+    # that takes off late is not converged
+    plateau = [0.688, 0.703, 0.697, 0.694, 0.695, 0.693, 0.69, 0.688, 0.687, 0.685]
+    assert 0 < last_fifth_change(plateau) < 0.1 < abs(plateau[-3] - plateau[-1]) / abs(plateau[0] - plateau[-1])
+    late = [0.687, 0.702, 0.702, 0.683, 0.637, 0.625, 0.62, 0.58, 0.509, 0.454]
+    assert last_fifth_change(late) > 0.5
     c = compare("top1", "A", "B", [70, 72, 71], [60, 61, 60])
     row = claim_from("A beats B", c, [good, near_chance])
     assert row["verdict"] == NOT_LEARNED and "reference" in row["evidence"]
     assert claim_from("A beats B", c, [good])["verdict"] == "reproduced"
     assert "failed" in near_chance.row()["result"] and good.row()["result"] == "passed"
+    # a ceiling without the mechanism in chance's place: above chance is not enough
+    ceiling = Gate("reference", "top-1", chance=50, margin=10, curve="training loss", floor="context ceiling")
+    at_ceiling = check(ceiling, [52, 47, 49], [[2.0, 1.0, 0.5, 0.41, 0.40]] * 3)
+    assert not at_ceiling.passed and check(g, [52, 47, 49], [[2.0, 1.0, 0.5, 0.41, 0.40]] * 3).lo > 25
+    assert "context ceiling 50.0 + 10.0" in at_ceiling.row()["criterion"]
+    assert at_ceiling.row()["result"] == "failed: not above context ceiling + margin"
 
 
 def test_chance_gate():

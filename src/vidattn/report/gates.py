@@ -2,16 +2,19 @@
 
 A gate names a reference model, the metric that shows it learned, that metric's chance
 level and the margin it must clear, and the training curve that must have flattened.
-It passes when
+Where a model could score above chance without the mechanism (reading the context alone,
+or pooling without order), that ceiling takes chance's place (``floor`` names it). It
+passes when
 
-* the reference's mean beats chance by at least ``margin`` and the 95 % t interval of
+* the reference's mean beats chance (or that ceiling) by at least ``margin`` and the 95 % t interval of
   its mean over seeds excludes chance, and
 * on every seed, the curve has flattened: the change over the last fifth of training is
   less than ``converged_fraction`` of the curve's whole change,
   :math:`|c_{E-k}-c_E|/|c_1-c_E|` with :math:`k=\\max(1,\\lfloor E/5\\rceil)` for a curve
   of :math:`E` epochs. (Relative to the whole descent rather than to the last value,
   because a loss that approaches zero changes by a large fraction of itself long after
-  the model has stopped improving.)
+  the model has stopped improving. A curve that never moved, a run on the chance
+  plateau, is measured against a twentieth of its start instead: it is flat.)
 
 A *chance* gate (``expect="chance"``) states the opposite of a reference: a control that
 must stay at chance (a bag of frames within time-reversal pairs). It passes when the 95 %
@@ -47,19 +50,26 @@ class Gate:
     converged_fraction: float = 0.10
     expect: str = "above"  # "above": a reference that learned; "chance": a control that cannot
     tolerance: float = 0.0  # chance gates: how far from chance the interval may end (percentage points)
+    floor: str = "chance"  # what ``chance`` is: chance itself, or a ceiling the mechanism must beat
 
     def __post_init__(self) -> None:
         if self.expect not in ("above", "chance"):
             raise ValueError(f"gate {self.name!r}: expect must be 'above' or 'chance', got {self.expect!r}")
 
 
+FLAT = 0.05  # a curve whose whole change is under this share of its start never moved
+
+
 def last_fifth_change(curve: Sequence[float]) -> float:
-    """Change of ``curve`` over its last fifth as a share of its whole change (module docstring)."""
+    """Change of ``curve`` over its last fifth as a share of its whole change (module docstring).
+    A curve that never moved (its whole change under :data:`FLAT` of its start, a run that
+    stayed on the chance plateau) is measured against ``FLAT`` of its start instead: it is
+    flat, and whether it learned is the metric's question, not the curve's."""
     if len(curve) < 3:
         return float("inf")  # too short to tell a plateau from a slope
     k = max(1, round(len(curve) / 5))
     whole = abs(float(curve[0]) - float(curve[-1]))
-    return abs(float(curve[-1 - k]) - float(curve[-1])) / max(whole, 1e-12)
+    return abs(float(curve[-1 - k]) - float(curve[-1])) / max(whole, FLAT * abs(float(curve[0])), 1e-12)
 
 
 @dataclass(frozen=True)
@@ -98,11 +108,11 @@ class GateResult:
                     "result": "passed" if self.passed else "failed: CI excludes chance"}
         return {
             "gate": g.name,
-            "criterion": f"{g.metric} ≥ chance {g.chance:.1f} + {g.margin:.1f}, CI above chance; "
+            "criterion": f"{g.metric} ≥ {g.floor} {g.chance:.1f} + {g.margin:.1f}, CI above {g.floor}; "
                          f"{g.curve}: last fifth < {100 * g.converged_fraction:.0f} % of its whole change",
             "measured": f"{measured}; change {', '.join(f'{100 * c:.1f} %' for c in self.changes)}",
             "result": "passed" if self.passed else
-                      "failed: " + " and ".join(w for w, ok in (("not above chance + margin", self.learned),
+                      "failed: " + " and ".join(w for w, ok in ((f"not above {g.floor} + margin", self.learned),
                                                                 ("not converged", self.converged)) if not ok),
         }
 

@@ -167,11 +167,12 @@ class Results:
 
     def gate(self, name: str, row: Row, chance: float, margin: float, curve: str = "loss",
              metric: str | None = None, metric_name: str = "top-1", expect: str = "above",
-             tolerance: float = 0.0, curve_name: str = "training loss") -> GateResult:
+             tolerance: float = 0.0, curve_name: str = "training loss", floor: str = "chance") -> GateResult:
         """The learning gate of ``row``: its ``metric`` against ``chance`` + ``margin`` over seeds, and
-        its ``curve`` (``curve_name``) converged (:func:`vidattn.report.gates.check`)."""
+        its ``curve`` (``curve_name``) converged (:func:`vidattn.report.gates.check`); ``floor`` names
+        ``chance`` when it is a ceiling without the mechanism (e.g. "context ceiling")."""
         gate = dataclasses.replace(Gate(name, metric_name, chance, margin, curve_name, expect=expect),
-                                   tolerance=tolerance)
+                                   tolerance=tolerance, floor=floor)
         return check(gate, self.per_seed(row, metric), [r.curves[curve] for r in self.recs(row)])
 
 

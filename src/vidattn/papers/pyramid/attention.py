@@ -26,14 +26,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-FUSIONS = ("max", "sum", "product", "softmax_product")
+FUSIONS = ("max", "sum", "product", "softmax_product", "uniform")
 
 
 class PyramidAttention(nn.Module):
     """Eq. 1-4 / 13 for scales with ``channels`` (top layer last) onto ``size`` = (H, W).
 
-    ``fusion`` is Eq. 3's U over the scales' raw scores (``max``, ``sum``, ``product``) or
-    ``softmax_product``, the ablation that multiplies per-scale softmaxes instead. The
+    ``fusion`` is Eq. 3's U over the scales' raw scores (``max``, ``sum``, ``product``),
+    ``softmax_product``, the ablation that multiplies per-scale softmaxes instead, or
+    ``uniform``, the control that ignores the scores: every source weighs the same, so the
+    layer pools without reading content, with the same parameters. The
     forward takes one (B, K, C_j, H_j, W_j) tensor per scale and returns M as
     (B, C_i, H, W) and what the losses and figures read: A (B, KS, S), the per-scale
     scores Y_j (B, KS, S) and the top layer's sources X_i (B, C_i, KS).
@@ -87,7 +89,8 @@ class PyramidAttention(nn.Module):
             a = p / p.sum(1, keepdim=True)
         else:
             stacked = torch.stack(Y)
-            fused = {"max": lambda s: s.amax(0), "sum": lambda s: s.sum(0), "product": lambda s: s.prod(0)}
+            fused = {"max": lambda s: s.amax(0), "sum": lambda s: s.sum(0), "product": lambda s: s.prod(0),
+                     "uniform": lambda s: torch.zeros_like(s[0])}
             a = fused[self.fusion](stacked).softmax(1)
         return F.normalize(a, dim=1)
 

@@ -11,7 +11,8 @@ Two stages, so every row of a seed starts from the same trunk:
    sampling (K segments, one random frame or flow stack from each, random flips; a
    flipped flow stack negates its x parts) and Eq. 12's loss.
 
-A row measures on the test split (K uniform frames):
+A row measures on the test split (K uniform frames; a pilot, whose config has ``validation``
+= n, on the last n training clips instead, its trunk and row trained on the rest):
 
 * top-1 at the test K (24, every frame) with per-clip outcomes, predictions and class
   probabilities (late fusion and Fig. 5 are computed from these);
@@ -43,6 +44,7 @@ from vidattn.core.registry import Run, experiment
 from vidattn.data.clips import SuiteArrays
 from vidattn.data.suites.flow import compensate, estimate_flow, flow_stack, quantise
 from vidattn.data.suites.synthact import SynthActConfig, exact_flow, load_synthact_split, synthact_suite
+from vidattn.data.validation import hold_out
 from vidattn.engine.evaluate import shuffle_permutation, topk_accuracy
 from vidattn.engine.flops import count_params
 from vidattn.engine.train import TrainConfig, fit, seed_everything
@@ -140,8 +142,17 @@ class SegmentClips(Dataset):
 
 
 def splits(config: dict[str, Any]) -> tuple[SynthActConfig, SuiteArrays, SuiteArrays]:
+    """The suite's training and test splits. A pilot's config has ``validation`` = n: the last n
+    training clips stand in for the test split, the rest train, and the test split is never read."""
     cfg = suite_of(config)
-    return cfg, load_synthact_split(cfg, "train"), load_synthact_split(cfg, "test")
+    train = load_synthact_split(cfg, "train")
+    n = config.get("validation")
+    if not n:
+        return cfg, train, load_synthact_split(cfg, "test")
+    if config.get("stream", "rgb") != "rgb":
+        raise ValueError(f"a validation split is for RGB pilots only (flow is cached per split), got "
+                         f"stream {config['stream']!r}")
+    return (cfg, *hold_out(train, n))
 
 
 # ---------------------------------------------------------------- stage 1
@@ -161,7 +172,10 @@ def pretrained_trunk(config: dict[str, Any], run: Run, cfg: SynthActConfig, trai
         return {"model": net.state_dict(),
                 "train_loss": torch.tensor([h["train_loss"] for h in res.history], dtype=torch.float64)}
 
-    state = run.cached(STAGE1, {k: config.get(k) for k in STAGE1_FIELDS}, make)
+    fields = {k: config.get(k) for k in STAGE1_FIELDS}
+    if config.get("validation"):  # a pilot's trunk never sees its validation clips
+        fields["validation"] = config["validation"]
+    state = run.cached(STAGE1, fields, make)
     net.load_state_dict(state["model"])
     return net, state["train_loss"].tolist()
 

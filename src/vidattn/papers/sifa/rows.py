@@ -72,6 +72,14 @@ BIMODAL_ROWS: dict[str, tuple[str, ...]] = {
     "binding_slow": ("TSM",),
 }
 BIMODAL_SEEDS = {"smoke": 0, "small": 8, "full": 8}
+# A second stage, sized on the first eight seeds: TSM bound on 3 of 8 against 7 of 8 for SIFA and for
+# TSM under slow motion (and SIFA_C on 5 of 8). 88 % against 38 % at 80 % power takes 17 seeds
+# (:func:`vidattn.report.stats.seeds_for`); the tests pool both stages, which the look at the first
+# stage makes slightly optimistic (the chapter says so). SIFA_R joined the second stage after it had
+# run: TSM learned on all 9 new seeds, so "SIFA_R binds where TSM does not" had to be judged on 17 too
+SECOND_STAGE_ROWS: dict[str, tuple[str, ...]] = {"binding": ("TSM", "SIFA", "SIFA_C (correlation)", "SIFA_R"),
+                                                 "binding_slow": ("TSM",)}
+SECOND_STAGE_SEEDS = {"smoke": 0, "small": 17, "full": 17}
 # a run learned when its score clears the midpoint between chance (50) and perfect: declared
 # before the eight-seed runs, on the three-seed runs' two modes (47-53 % and 92-100 %)
 SUCCESS = {"binding": ("ordered_top1", 75.0), "binding_slow": ("ordered_top1", 75.0),
@@ -85,9 +93,11 @@ CUT_ROWS: dict[str, dict[str, tuple[str, ...]]] = {
 
 
 def seeds_of(ctx: RunContext, suite: str, row: str) -> tuple[int, ...]:
-    """The seeds a row runs: the chapter's, or :data:`BIMODAL_SEEDS` for a bimodal row if more."""
+    """The seeds a row runs: the chapter's, or :data:`BIMODAL_SEEDS` for a bimodal row and
+    :data:`SECOND_STAGE_SEEDS` for a second-stage row, if more."""
     extra = BIMODAL_SEEDS[ctx.profile] if row in BIMODAL_ROWS.get(suite, ()) else 0
-    return tuple(range(max(len(ctx.seeds), extra)))
+    second = SECOND_STAGE_SEEDS[ctx.profile] if row in SECOND_STAGE_ROWS.get(suite, ()) else 0
+    return tuple(range(max(len(ctx.seeds), extra, second)))
 
 
 def grid(ctx: RunContext, suite: str) -> tuple[str, ...]:

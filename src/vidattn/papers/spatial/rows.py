@@ -77,6 +77,50 @@ def pilot_runs(ctx: RunContext) -> list[Planned]:
     return out
 
 
+# GlyphHold's context (the actor's direction) tells the pair, not the glyph: a backbone that reads no
+# glyph reaches about 50 %. The reference must beat that ceiling by GATE_MARGIN points.
+CONTEXT_CEILING = 50.0
+GATE_MARGIN = 10.0
+# The regime pilot: can stage 1 learn to read a 5 x 5 glyph at all? One seed, stage 1 only, scored on
+# a validation split (the last VALIDATION_SHARE of the training clips, held out from training). Each
+# regime changes one thing from the committed one (suite fields, stage-1 recipe), then two combine
+# the easiest suite with a longer recipe. name -> (suite overrides, stage-1 overrides, training clips x)
+VALIDATION_SHARE = 0.2
+REGIMES: dict[str, tuple[dict[str, Any], dict[str, Any], int]] = {
+    "as committed": ({}, {}, 1),
+    "peak lr 0.05": ({}, {"lr": 0.05, "min_lr_ratio": 1e-4 / 0.05}, 1),
+    "3x the epochs": ({}, {"epochs_x": 3}, 1),
+    "3x the clips": ({}, {}, 3),
+    "no occlusion": ({"occlusion": 0.0}, {}, 1),
+    "decoys without patterns": ({"pattern_decoys": False}, {}, 1),
+    "no decoys": ({"decoys": 0}, {}, 1),
+    "no decoys, no occlusion, 3x the clips, 3x the epochs": ({"decoys": 0, "occlusion": 0.0}, {"epochs_x": 3}, 3),
+}
+
+
+def regime_config(ctx: RunContext, regime: str, suite: str = "glyph") -> dict[str, Any]:
+    """Config of one regime-pilot run: stage 1 on ``suite`` under ``regime`` (:data:`REGIMES`), first seed,
+    scored on the validation split."""
+    suite_over, stage1_over, clips_x = REGIMES[regime]
+    c = stage1_config(ctx, suite, ctx.seeds[0])
+    n_train = clips_x * settings(ctx)["n_train"]
+    c["suite_overrides"] = {**c["suite_overrides"], **suite_over, "n_train": n_train}
+    stage1 = {**c["stage1"], **{k: v for k, v in stage1_over.items() if k != "epochs_x"}}
+    stage1["epochs"] *= stage1_over.get("epochs_x", 1)
+    c["validation"] = max(1, round(VALIDATION_SHARE * n_train))
+    # a batch no larger than what is left to train on (the smoke profile's 16 clips)
+    stage1["batch_size"] = min(stage1["batch_size"], n_train - c["validation"])
+    c["stage1"] = stage1
+    return c
+
+
+def regime_pilot_runs(ctx: RunContext) -> list[Planned]:
+    """The regime pilot (:data:`REGIMES`) on the 5 x 5 glyphs, and the committed regime on the 12 x 12
+    control, as ``spatial/pretrain`` runs."""
+    return ([Planned(f"regime: {name}", regime_config(ctx, name)) for name in REGIMES]
+            + [Planned("regime: as committed, 12 x 12 glyphs", regime_config(ctx, "as committed", "glyph_large"))])
+
+
 def run_config(ctx: RunContext, row: str, seed: int) -> dict[str, Any]:
     """Config of one ``spatial/train`` run."""
     suite, mode, zoom_over = ROWS[row]
