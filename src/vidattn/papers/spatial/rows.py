@@ -82,9 +82,10 @@ def pilot_runs(ctx: RunContext) -> list[Planned]:
 CONTEXT_CEILING = 50.0
 GATE_MARGIN = 10.0
 # The regime pilot: can stage 1 learn to read a 5 x 5 glyph at all? One seed, stage 1 only, scored on
-# a validation split (the last VALIDATION_SHARE of the training clips, held out from training). Each
-# regime changes one thing from the committed one (suite fields, stage-1 recipe), then two combine
-# the easiest suite with a longer recipe. name -> (suite overrides, stage-1 overrides, training clips x)
+# a validation split (the last VALIDATION_SHARE of the training clips, held out from training). The
+# first round changes one thing at a time from the committed regime (suite fields, stage-1 recipe),
+# and one regime combines the easiest suite with the longer recipe; only that one read the glyph, so
+# a second round takes the combination apart. name -> (suite overrides, stage-1 overrides, clips x)
 VALIDATION_SHARE = 0.2
 REGIMES: dict[str, tuple[dict[str, Any], dict[str, Any], int]] = {
     "as committed": ({}, {}, 1),
@@ -95,6 +96,11 @@ REGIMES: dict[str, tuple[dict[str, Any], dict[str, Any], int]] = {
     "decoys without patterns": ({"pattern_decoys": False}, {}, 1),
     "no decoys": ({"decoys": 0}, {}, 1),
     "no decoys, no occlusion, 3x the clips, 3x the epochs": ({"decoys": 0, "occlusion": 0.0}, {"epochs_x": 3}, 3),
+    # the second round
+    "no decoys, no occlusion": ({"decoys": 0, "occlusion": 0.0}, {}, 1),
+    "no decoys, no occlusion, 3x the epochs": ({"decoys": 0, "occlusion": 0.0}, {"epochs_x": 3}, 1),
+    "no decoys, no occlusion, 3x the clips": ({"decoys": 0, "occlusion": 0.0}, {}, 3),
+    "3x the clips, 3x the epochs": ({}, {"epochs_x": 3}, 3),
 }
 
 
