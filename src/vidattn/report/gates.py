@@ -6,8 +6,8 @@ Where a model could score above chance without the mechanism (reading the contex
 or pooling without order), that ceiling takes chance's place (``floor`` names it). It
 passes when
 
-* the reference's mean beats chance (or that ceiling) by at least ``margin`` and the 95 % t interval of
-  its mean over seeds excludes chance, and
+* the reference's mean beats chance (or that ceiling) by at least ``margin`` and the 95 % t
+  interval of its mean over seeds excludes it, and
 * on every seed, the curve has flattened: the change over the last fifth of training is
   less than ``converged_fraction`` of the curve's whole change,
   :math:`|c_{E-k}-c_E|/|c_1-c_E|` with :math:`k=\\max(1,\\lfloor E/5\\rceil)` for a curve

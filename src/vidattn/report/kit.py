@@ -28,7 +28,6 @@ it are *not testable* (:attr:`vidattn.report.stats.Comparison.degenerate`).
 """
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
 from typing import Any
 
@@ -171,8 +170,7 @@ class Results:
         """The learning gate of ``row``: its ``metric`` against ``chance`` + ``margin`` over seeds, and
         its ``curve`` (``curve_name``) converged (:func:`vidattn.report.gates.check`); ``floor`` names
         ``chance`` when it is a ceiling without the mechanism (e.g. "context ceiling")."""
-        gate = dataclasses.replace(Gate(name, metric_name, chance, margin, curve_name, expect=expect),
-                                   tolerance=tolerance, floor=floor)
+        gate = Gate(name, metric_name, chance, margin, curve_name, expect=expect, tolerance=tolerance, floor=floor)
         return check(gate, self.per_seed(row, metric), [r.curves[curve] for r in self.recs(row)])
 
 

@@ -44,7 +44,7 @@ from vidattn.core.registry import Run, experiment
 from vidattn.data.clips import SuiteArrays
 from vidattn.data.suites.flow import compensate, estimate_flow, flow_stack, quantise
 from vidattn.data.suites.synthact import SynthActConfig, exact_flow, load_synthact_split, synthact_suite
-from vidattn.data.validation import hold_out
+from vidattn.data.validation import cache_fields, held_out
 from vidattn.engine.evaluate import shuffle_permutation, topk_accuracy
 from vidattn.engine.flops import count_params
 from vidattn.engine.train import TrainConfig, fit, seed_everything
@@ -145,14 +145,10 @@ def splits(config: dict[str, Any]) -> tuple[SynthActConfig, SuiteArrays, SuiteAr
     """The suite's training and test splits. A pilot's config has ``validation`` = n: the last n
     training clips stand in for the test split, the rest train, and the test split is never read."""
     cfg = suite_of(config)
-    train = load_synthact_split(cfg, "train")
-    n = config.get("validation")
-    if not n:
-        return cfg, train, load_synthact_split(cfg, "test")
-    if config.get("stream", "rgb") != "rgb":
+    if config.get("validation") and config.get("stream", "rgb") != "rgb":
         raise ValueError(f"a validation split is for RGB pilots only (flow is cached per split), got "
                          f"stream {config['stream']!r}")
-    return (cfg, *hold_out(train, n))
+    return (cfg, *held_out(config, load_synthact_split(cfg, "train"), lambda: load_synthact_split(cfg, "test")))
 
 
 # ---------------------------------------------------------------- stage 1
@@ -172,10 +168,7 @@ def pretrained_trunk(config: dict[str, Any], run: Run, cfg: SynthActConfig, trai
         return {"model": net.state_dict(),
                 "train_loss": torch.tensor([h["train_loss"] for h in res.history], dtype=torch.float64)}
 
-    fields = {k: config.get(k) for k in STAGE1_FIELDS}
-    if config.get("validation"):  # a pilot's trunk never sees its validation clips
-        fields["validation"] = config["validation"]
-    state = run.cached(STAGE1, fields, make)
+    state = run.cached(STAGE1, cache_fields(config, STAGE1_FIELDS), make)
     net.load_state_dict(state["model"])
     return net, state["train_loss"].tolist()
 

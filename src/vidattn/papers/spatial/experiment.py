@@ -36,7 +36,7 @@ from vidattn.core.identity import declare
 from vidattn.core.registry import Run, experiment
 from vidattn.data.clips import ClipDataset, SuiteArrays
 from vidattn.data.suites.glyph import GlyphSuiteConfig, glyph_suite, load_glyph_split
-from vidattn.data.validation import hold_out
+from vidattn.data.validation import cache_fields, held_out
 from vidattn.engine.evaluate import predict, topk_accuracy
 from vidattn.engine.flops import count_params
 from vidattn.engine.train import TrainConfig, fit, seed_everything
@@ -80,10 +80,7 @@ def pretrained(config: dict[str, Any], run: Run, train_set: ClipDataset, test: C
         return {"model": model.state_dict(), **{k: torch.tensor([h[k] for h in res.history], dtype=torch.float64)
                                                 for k in ("train_loss", "test_top1")}}
 
-    fields = {k: config.get(k) for k in STAGE1_FIELDS}
-    if config.get("validation"):  # a pilot's backbone never sees its validation clips
-        fields["validation"] = config["validation"]
-    state = run.cached(STAGE1, fields, make)
+    state = run.cached(STAGE1, cache_fields(config, STAGE1_FIELDS), make)
     model.load_state_dict(state["model"])
     return model, {k: state[k].tolist() for k in ("train_loss", "test_top1")}
 
@@ -93,9 +90,7 @@ def datasets(config: dict[str, Any]) -> tuple[GlyphSuiteConfig, SuiteArrays, Cli
     is the test split, or for a pilot (config ``validation`` = n) the last n training clips, which
     it then does not train on: a pilot never reads the test split."""
     cfg = suite_of(config)
-    train_arrays = load_glyph_split(cfg, "train")
-    n = config.get("validation")
-    train_arrays, test_arrays = hold_out(train_arrays, n) if n else (train_arrays, load_glyph_split(cfg, "test"))
+    train_arrays, test_arrays = held_out(config, load_glyph_split(cfg, "train"), lambda: load_glyph_split(cfg, "test"))
     return cfg, test_arrays, ClipDataset(train_arrays), ClipDataset(test_arrays)
 
 
