@@ -11,7 +11,7 @@ none downloads anything.
 from vidattn.engine.flops import count_macs, count_params
 from vidattn.engine.train import TrainConfig, fit
 from vidattn.models.baselines import FrameAverage, TinyC3D
-from vidattn.models.temporal import CorrelationFeature, DifferenceFeature, TemporalConv, tsm_shift
+from vidattn.models.temporal import CorrelationFeature, DifferenceFeature, TemporalAttention, TemporalConv, tsm_shift
 from vidattn.papers.cidc.model import CIDCHead, CIDCUnit, DirectionalTemporalConv, directional_kernel
 from vidattn.papers.direcformer.model import (
     Attention,
@@ -39,7 +39,8 @@ __all__ = [
     # interaction-aware pyramid attention
     "PyramidAttention", "interaction_loss", "attention_loss",
     # the temporal baselines every chapter compares against
-    "TemporalConv", "tsm_shift", "CorrelationFeature", "DifferenceFeature", "FrameAverage", "TinyC3D",
+    "TemporalConv", "tsm_shift", "CorrelationFeature", "DifferenceFeature", "TemporalAttention", "FrameAverage",
+    "TinyC3D",
     # training and counting
     "TrainConfig", "fit", "count_macs", "count_params",
 ]

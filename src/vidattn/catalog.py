@@ -6,6 +6,7 @@ import vidattn.papers.cidc.real  # noqa: F401
 import vidattn.papers.data_suites.experiment  # noqa: F401
 import vidattn.papers.direcformer.experiment  # noqa: F401
 import vidattn.papers.direcformer.real  # noqa: F401
+import vidattn.papers.head_to_head.experiment  # noqa: F401
 import vidattn.papers.pyramid.experiment  # noqa: F401
 import vidattn.papers.pyramid.real  # noqa: F401
 import vidattn.papers.sifa.experiment  # noqa: F401

@@ -208,6 +208,15 @@ PROBE_CONFIGS: dict[str, dict[str, Any]] = {
                    'batch_size': 8,
                    'lr': 0.01,
                    'epochs': 1}},
+    'h2h/train': {'mechanism': 'directed attention',
+         'suite': 'events',
+         'n_train': 16,
+         'n_test': 8,
+         'widths': [8, 8, 16],
+         'train': {'optimizer': 'sgd', 'momentum': 0.9, 'nesterov': True, 'weight_decay': 1e-4,
+                   'warmup_epochs': 1.0, 'clip_grad': 40.0, 'batch_size': 4, 'lr': 0.05, 'epochs': 2},
+         'seed': 0,
+         'device': 'cpu'},
 }
 
 # the real-data experiments' probes: the last row of each chapter's real runs on :func:`ucf101_fixture`

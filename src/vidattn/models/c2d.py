@@ -20,10 +20,10 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from vidattn.models.temporal import CorrelationFeature, DifferenceFeature, TemporalConv, tsm_shift
+from vidattn.models.temporal import CorrelationFeature, DifferenceFeature, TemporalAttention, TemporalConv, tsm_shift
 from vidattn.papers.sifa.op import SIFABlock
 
-TEMPORAL = ("none", "tconv", "tsm", "correlation", "difference", "sifa")
+TEMPORAL = ("none", "tconv", "tsm", "correlation", "difference", "sifa", "attention")
 
 
 class TSM(nn.Module):
@@ -41,7 +41,8 @@ def temporal_module(spec: dict[str, Any], channels: int) -> nn.Module:
     """``{"name": "sifa", "k": 3, "offsets": "saliency", ...}`` -> the module (``"none"`` is the identity).
 
     Names: none, tconv (dense, identity start), tsm, correlation (SIFA_C), difference,
-    sifa (the rest of the spec goes to :class:`~vidattn.papers.sifa.op.SIFABlock`).
+    sifa (the rest of the spec goes to :class:`~vidattn.papers.sifa.op.SIFABlock`), attention
+    (:class:`~vidattn.models.temporal.TemporalAttention`; the spec gives ``frames`` and ``kind``).
     """
     spec = dict(spec)
     name = spec.pop("name")
@@ -54,6 +55,7 @@ def temporal_module(spec: dict[str, Any], channels: int) -> nn.Module:
         "correlation": lambda: CorrelationFeature(channels, **spec),
         "difference": lambda: DifferenceFeature(channels, **spec),
         "sifa": lambda: SIFABlock(channels, **spec),
+        "attention": lambda: TemporalAttention(channels, **spec),
     }
     return builders[name]()
 
@@ -103,6 +105,14 @@ class TinyC2D(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.blocks(self.stem(x))
+
+    def stage_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every stage's output, (B, widths[i], T, H_i, W_i), first stage first."""
+        out, h = [], self.stem(x)
+        for block in self.blocks:
+            h = block(h)
+            out.append(h)
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.drop(self.features(x).mean((2, 3, 4))))

@@ -13,7 +13,9 @@ Each acts on a (B, C, T, H, W) feature map and keeps its shape:
   (SIFA_C: correlation used as a feature, not as attention weights);
 * :func:`temporal_difference`: f_{t+1} - f_t (zero for the last frame), and
   :class:`DifferenceFeature`, which adds it back through a 3 x 3 convolution (the
-  temporal-difference row of Table 1e, in the manner of TDN).
+  temporal-difference row of Table 1e, in the manner of TDN);
+* :class:`TemporalAttention`: self-attention over the frames at every position, with the
+  DirecFormer chapter's attention (softmax as in TimeSformer, or cosine: directed, Eq. 5).
 
 Every time shift is built with ``torch.cat``: an overlapping in-place slice copy such
 as ``x[:, :, 1:] = x[:, :, :-1]`` is not a shift (it can copy frame 0 everywhere; the
@@ -24,6 +26,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from vidattn.papers.direcformer.model import Attention
 from vidattn.papers.sifa.op import sample_taps
 
 
@@ -99,3 +102,34 @@ class DifferenceFeature(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.proj(temporal_difference(x))
+
+
+class TemporalAttention(nn.Module):
+    """``x + proj(attention(LN(x_t + e_t)))`` over the T frames at every position of a (B, C, T, H, W) map.
+
+    The attention is :class:`~vidattn.papers.direcformer.model.Attention` of ``kind`` ``softmax``
+    (TimeSformer's temporal attention) or ``cosine`` (DirecFormer's directed attention, Eq. 5); a
+    learned time embedding e_t (drawn with ``time_embed_std``, the DirecFormer chapter's pilot) tells
+    the frames apart. Its output projection starts at zero, so the module starts as the identity, as
+    DirecFormer's zero-initialised ``temporal_fc`` does. ``weights`` keeps the last forward's
+    attention, (B, H W, heads, T, T), for Eq. 13's L_self.
+    """
+
+    def __init__(self, channels: int, frames: int, kind: str = "softmax", heads: int = 2,
+                 time_embed_std: float = 0.2):
+        super().__init__()
+        self.norm = nn.LayerNorm(channels)
+        self.attn = Attention(channels, heads, kind)
+        self.time = nn.Parameter(torch.randn(frames, channels) * time_embed_std)
+        nn.init.zeros_(self.attn.proj.weight)
+        nn.init.zeros_(self.attn.proj.bias)
+        self.weights: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, C, T, H, W = x.shape
+        if T != self.time.shape[0]:
+            raise ValueError(f"temporal attention built for {self.time.shape[0]} frames, got {T}")
+        tokens = x.permute(0, 3, 4, 2, 1).reshape(B * H * W, T, C)
+        out, a = self.attn(self.norm(tokens + self.time))
+        self.weights = a.view(B, H * W, *a.shape[1:])
+        return x + out.view(B, H, W, T, C).permute(0, 4, 3, 1, 2)

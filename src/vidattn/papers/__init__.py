@@ -11,5 +11,7 @@
   the size override, and ``work(config)`` for the one time estimator
   (:mod:`vidattn.engine.budget`).
 
-``data_suites`` is the data chapter's (the premise every paper chapter stands on).
+``data_suites`` is the data chapter's (the premise every paper chapter stands on);
+``head_to_head`` puts every paper's mechanism in one trunk, for a chapter still in draft (its
+``chapter_runs(ctx, lrs)`` takes the learning rates its pilot chose, and it has no real data).
 """

@@ -1,6 +1,8 @@
 """Experiments of the DirecFormer chapter: one training run of a variant, then its evaluation.
 
-A run trains a tiny DirecFormer on an order suite with Eq. 14's losses and measures:
+A run trains a tiny DirecFormer on an order suite with Eq. 14's losses and measures (on the
+test split; a pilot, whose config has ``validation`` = n, trains without the last n training
+clips and is scored on them instead, :func:`vidattn.data.validation.held_out`):
 class accuracy on ordered, reversed and shuffled clips (the paper's first question);
 OrderAcc (Eq. 15) of three decoders on uniformly permuted test clips; the order head's
 accuracy; and what L_self did to the temporal attention (its value, antisymmetry, sign
@@ -17,6 +19,7 @@ import torch
 from vidattn.core.registry import Run, experiment
 from vidattn.data.clips import ClipDataset
 from vidattn.data.suites.order import load_split, suite_config
+from vidattn.data.validation import held_out
 from vidattn.engine.evaluate import order_robustness, per_clip_outcomes, predict, topk_accuracy
 from vidattn.engine.flops import count_macs, count_params
 from vidattn.engine.train import TrainConfig, fit, seed_everything
@@ -85,9 +88,11 @@ def _loss_fn(orders: torch.Tensor, weights: LossWeights):
 
 @experiment("direcformer/train", version=1, uses=("suite/synthetic",))
 def train(config: dict[str, Any], run: Run) -> dict[str, Any]:
-    """Train one variant (config: suite, variant, time_embed, l_ord, l_self, perm_rule, n_perms, model, train)."""
+    """Train one variant (config: suite, variant, time_embed, l_ord, l_self, perm_rule, n_perms, model, train;
+    optionally ``validation``, for a pilot)."""
     cfg = suite_config(config["suite"], **config.get("suite_overrides", {}))
-    train_set, test = ClipDataset(load_split(cfg, "train")), ClipDataset(load_split(cfg, "test"))
+    train_arrays, test_arrays = held_out(config, load_split(cfg, "train"), lambda: load_split(cfg, "test"))
+    train_set, test = ClipDataset(train_arrays), ClipDataset(test_arrays)
     T = cfg.frames
     perms = order_table(permutation_set(T, config["n_perms"], config["perm_rule"], seed=config.get("perm_seed", 0)))
     seed_everything(config["seed"])

@@ -21,15 +21,13 @@ TABLE2_ROWS = (("S-S", 0, 0), ("S-S", 1, 0), ("C-S", 0, 0), ("C-S", 1, 0), ("C-S
                ("C-C", 1, 0), ("C-C", 1, 1))
 # the rows trained on order_arrow too, for OrderAcc with the arrow cue (section 3 of the chapter)
 ARROW_ROWS = (("C-S", 0, 0), ("C-S", 1, 1))
-# rows the small profile leaves out to fit its budget (no claim of the ledger rests on them)
-CUT_ROWS: dict[str, tuple[tuple[str, int, int], ...]] = {"small": (("S-C", 1, 0), ("C-C", 1, 0))}
+# rows the small profile leaves out to fit its 90 minutes at the recipe pilot's 30 epochs: first the
+# Table 1-2 rows no claim rests on, then (rows before seeds; their claims say "not run here") the
+# order_arrow rows and the min-set rule, groups named in CUT_GROUPS
+CUT_ROWS: dict[str, tuple[tuple[str, int, int], ...]] = {"small": (("S-C", 1, 0), ("C-C", 1, 0), ("C-C", 0, 0))}
+CUT_GROUPS: dict[str, tuple[str, ...]] = {"small": ("order_arrow rows", "min-set rule")}
 # seeds of the order_arrow rows (fewer than the chapter's: they feed one claim)
 ARROW_SEEDS = 3
-# Table 1's rows behind "C-C beats C-S" and "DirecFormer beats TimeSformer": over 5 seeds their paired
-# differences had sds of 13 and 17 points, and their 95 % intervals were wider than the effects; 8 seeds
-# (t with 7 df) bring the effect detectable at 80 % power from about 22 to about 15 points
-MORE_SEEDS_ROWS = (("S-S", 0, 0), ("C-S", 1, 1), ("C-C", 1, 1))
-MORE_SEEDS = {"small": 8}
 
 TINY_TRAIN = {"batch_size": 32, "lr": 1e-3, "weight_decay": 0.05, "warmup_epochs": 0.5, "clip_grad": 1.0}
 FULL_MODEL = {"patch_size": 16, "dim": 768, "depth": 12, "heads": 12, "mlp_ratio": 4.0, "drop_path": 0.1}
@@ -70,10 +68,9 @@ PILOT_REPEATS = (("24², P=8, flat, glyphs", 1), ("24², P=8, flat, glyphs, time
                  ("24², P=8, flat, glyphs, time embedding std 0.2", 1),
                  ("24², P=8, flat, glyphs, time embedding std 0.2, 3000 clips x 10", 1))
 SMOKE_REGIME = regime(24, 8, 48, 3, 64, 1, n_test=48)
-SMALL_REGIME = PILOT["24², P=8, flat, glyphs, time embedding std 0.2"]
+FIRST_CHOICE = "24², P=8, flat, glyphs, time embedding std 0.2"  # the first grid's choice (on the test split)
 FULL_REGIME = {"suite": {"size": 224, "n_train": 20000, "n_test": 2000}, "model": FULL_MODEL,
                "train": {**FULL_TRAIN, "epochs": 15}}
-PROFILE_REGIMES: dict[str, dict[str, Any]] = {"smoke": SMOKE_REGIME, "small": SMALL_REGIME, "full": FULL_REGIME}
 
 
 # where each size_override key lands in a regime (:func:`vidattn.core.profiles.apply_override`)
@@ -139,23 +136,80 @@ def pilot_runs(ctx: RunContext) -> list[Planned]:
     return runs
 
 
-def seeds_of(ctx: RunContext, row: tuple[str, int, int]) -> tuple[int, ...]:
-    """The seeds a Table 1-2 row runs on ``order``: the chapter's, or :data:`MORE_SEEDS` if more."""
-    more = MORE_SEEDS.get(ctx.profile, 0) if row in MORE_SEEDS_ROWS else 0
-    return tuple(range(max(len(ctx.seeds), more)))
+# The recipe pilot (issue 26). The first grid scored its regimes on the test split, and at 8 seeds its
+# choice failed the reference's convergence gate on one seed (seed 5: 16 % of the loss's descent in the
+# last fifth of training). This pilot varies the recipe alone (peak learning rate, epochs) of the first
+# grid's choice, on the reference (S-S with its time embedding on ``order``), with seeds the chapter's
+# rows never use, trained without and scored on the last VALIDATION_SHARE of the training clips. The
+# rule, declared before it ran: the cheapest candidate (fewest epochs, then the first listed) whose every
+# seed meets the gate's top-1 and converges with margin, its last fifth under RECIPE_MARGIN of the
+# loss's whole change (half the gate's 10 %). The 20-epoch candidate was added once the higher rates
+# had failed on their first seeds, before any 30-epoch run had finished.
+RECIPE_PILOT: dict[str, tuple[float, int]] = {
+    "lr 0.001, 15 epochs (the first grid's)": (1e-3, 15), "lr 0.002, 15 epochs": (2e-3, 15),
+    "lr 0.003, 15 epochs": (3e-3, 15), "lr 0.001, 20 epochs": (1e-3, 20), "lr 0.001, 30 epochs": (1e-3, 30)}
+RECIPE_SEEDS = (100, 101, 102, 103)
+RECIPE_MARGIN = 0.05
+VALIDATION_SHARE = 0.2
+
+
+def recipe_pilot_runs(ctx: RunContext) -> list[Planned]:
+    """The recipe pilot's runs, candidate by candidate, seeds inside; ``smoke`` runs each candidate
+    once at its clip counts and one epoch (to exercise the code), ``full`` not at all."""
+    if ctx.profile == "full":
+        return []
+    smoke = ctx.profile == "smoke"
+    base = SMOKE_REGIME if smoke else PILOT[FIRST_CHOICE]
+    runs = []
+    for name, (lr, epochs) in RECIPE_PILOT.items():
+        r = {**base, "train": {**base["train"], "lr": lr, "epochs": 1 if smoke else epochs}}
+        n = max(1, round(VALIDATION_SHARE * r["suite"]["n_train"]))
+        for seed in RECIPE_SEEDS[:1] if smoke else RECIPE_SEEDS:
+            runs.append(Planned(name, {**run_config(ctx, "order", "S-S", 0, 0, seed, regime=r), "validation": n}))
+    return runs
+
+
+def choose_recipe(results: dict[str, list[tuple[float, float]]], top1: float = 80.0,
+                  margin: float = RECIPE_MARGIN) -> str | None:
+    """The recipe pilot's rule: the cheapest candidate (fewest epochs, then the first listed) whose
+    every seed reaches ``top1`` on the validation split and whose loss moved less than ``margin`` of
+    its whole change in the last fifth. ``results``: candidate -> [(top-1, last-fifth change)] per
+    seed. None if no candidate qualifies."""
+    unknown = set(results) - set(RECIPE_PILOT)
+    if unknown:
+        raise ValueError(f"unknown recipe candidate(s) {sorted(unknown)}; known: {list(RECIPE_PILOT)}")
+    ok = [name for name in RECIPE_PILOT if name in results and results[name]
+          and all(t >= top1 and change < margin for t, change in results[name])]
+    return min(ok, key=lambda name: RECIPE_PILOT[name][1]) if ok else None
+
+
+# what recipe_pilot_runs chose by choose_recipe (the chapter asserts it). The rows train on the recipe
+# pilot's training clips exactly (clips are generated by index): the first grid's clips less the validation
+# clips
+RECIPE_CHOICE = "lr 0.001, 30 epochs"
+_FIRST = PILOT[FIRST_CHOICE]
+SMALL_REGIME = {
+    "suite": {**_FIRST["suite"], "n_train": _FIRST["suite"]["n_train"] - round(VALIDATION_SHARE * _FIRST["suite"]["n_train"])},
+    "model": _FIRST["model"],
+    "train": {**_FIRST["train"], "lr": RECIPE_PILOT[RECIPE_CHOICE][0], "epochs": RECIPE_PILOT[RECIPE_CHOICE][1]},
+}
+PROFILE_REGIMES: dict[str, dict[str, Any]] = {"smoke": SMOKE_REGIME, "small": SMALL_REGIME, "full": FULL_REGIME}
 
 
 def chapter_runs(ctx: RunContext) -> list[Planned]:
     """Every ``direcformer/train`` run of the chapter: Tables 1-2's rows, the bag of frames (no time
-    embedding), the rows on ``order_arrow`` and the min-set rule, seeds inside each row."""
-    cut = CUT_ROWS.get(ctx.profile, ())
+    embedding), the rows on ``order_arrow`` and the min-set rule (less :data:`CUT_ROWS` and
+    :data:`CUT_GROUPS`), seeds inside each row."""
+    cut, groups = CUT_ROWS.get(ctx.profile, ()), CUT_GROUPS.get(ctx.profile, ())
     rows = [k for k in dict.fromkeys(TABLE1_ROWS + TABLE2_ROWS) if k not in cut]
     seeds = ctx.seeds
-    return ([planned(ctx, "order", v, lo, ls, seed) for v, lo, ls in rows for seed in seeds_of(ctx, (v, lo, ls))]
+    arrow = [] if "order_arrow rows" in groups else [
+        planned(ctx, "order_arrow", v, lo, ls, seed) for v, lo, ls in ARROW_ROWS for seed in seeds[:ARROW_SEEDS]]
+    min_set = [] if "min-set rule" in groups else [
+        planned(ctx, "order", "C-S", 1, 1, seed, perm_rule="min") for seed in seeds]
+    return ([planned(ctx, "order", v, lo, ls, seed) for v, lo, ls in rows for seed in seeds]
             + [planned(ctx, "order", "S-S", 0, 0, seed, time_embed=False) for seed in seeds]
-            + [planned(ctx, "order_arrow", v, lo, ls, seed) for v, lo, ls in ARROW_ROWS
-               for seed in seeds[:ARROW_SEEDS]]
-            + [planned(ctx, "order", "C-S", 1, 1, seed, perm_rule="min") for seed in seeds])
+            + arrow + min_set)
 
 
 # ---------------------------------------------------------------- real data
