@@ -84,8 +84,8 @@ class SlotNet(nn.Module):
             self.head: nn.Module = CIDCHead(list(widths), frames, num_classes, dropout=dropout)
         elif m.head == "pyramid":
             self.head = PyramidAttention(list(widths), (top, top))
-        if m.head != "mean":
-            self.trunk.fc = nn.Identity() if m.head == "cidc" else self.trunk.fc
+        if m.head == "cidc":  # CIDC's head has its own classifier
+            self.trunk.fc = nn.Identity()
         self.order_head = nn.Linear(widths[-1], num_orders) if num_orders else None
 
     def attention_modules(self) -> list[TemporalAttention]:
