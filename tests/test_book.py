@@ -107,8 +107,8 @@ def test_pages_typeset_their_math_offline_and_fit_the_column(built_book, tmp_pat
                     f"{OUTPUT_WIDTH_PX} px its text was checked for")
                 assert natural >= 1.5 * width, f"{page.name}: a figure is drawn at {natural} px for {width} px shown"
             if not browser.execute_script("return document.querySelectorAll('.math').length"):
-                assert page.stem in ("00_front_page", "90_full_size", "95_reproducibility", "96_cluster", "99_scorecard"), \
-                    f"{page.name} shows no math"
+                assert page.stem in ("00_front_page", "07_head_to_head", "90_full_size", "95_reproducibility",
+                                     "96_cluster", "99_scorecard"), f"{page.name} shows no math"
                 continue
             ready = browser.execute_async_script(
                 "const done = arguments[0];"
@@ -203,5 +203,5 @@ def test_the_scorecard_links_every_claim_of_every_ledger(built_book):
             "return [...document.querySelectorAll('table.claims a')].map(a => a.getAttribute('href'))")
     finally:
         browser.quit()
-    assert len(findings) == 5, f"five paper chapters have a ledger: {sorted(findings)}"
+    assert len(findings) == 6, f"five paper chapters and the head-to-head have a ledger: {sorted(findings)}"
     assert sorted(links) == sorted(ids), f"missing from the scorecard: {sorted(set(ids) - set(links))[:5]}"

@@ -111,3 +111,27 @@ def test_size_override_takes_clip_counts_and_epochs_only():
     assert H.settings(context("smoke", size_override={"epochs": 2}))["epochs"] == 2
     with pytest.raises(ValueError, match="48 px and 8 frames"):
         H.settings(context("smoke", size_override={"size": 32}))
+
+
+def test_the_regime_pilot_runs_each_candidate_on_each_cell_on_validation_only():
+    runs = H.regime_pilot_runs(context("small", 5))
+    assert len(runs) == len(H.REGIME_PILOT) * len(H.REGIME_CELLS)
+    got = {(r.config["train"]["batch_size"], r.config["train"]["epochs"], r.config["train"]["lr"]) for r in runs}
+    assert got == set(H.REGIME_PILOT) and all(r.config["validation"] and r.config["seed"] == H.PILOT_SEED
+                                              for r in runs)
+    # the first candidate is the first small run's recipe: its records are that run's pilot at lr 0.1
+    suite, m = H.REGIME_CELLS[0]
+    old = H.run_config(context("small", 5), m, suite, H.PILOT_SEED, 0.1, validation=True)
+    assert runs[0].config == {**old, "train": {**old["train"], "batch_size": 32, "epochs": 6}}
+    assert H.regime_pilot_runs(context("full")) == []
+    assert (H.TRAIN["batch_size"], H.PROFILE_SETTINGS["small"]["epochs"]) == H.REGIME_CHOICE[:2]
+
+
+def test_choose_regime_counts_converged_cells_then_the_mean_score():
+    a, b, c = H.REGIME_PILOT[:3]
+    cells = {a: [(90.0, 0.2), (90.0, 0.3)], b: [(60.0, 0.05), (60.0, 0.2)], c: [(70.0, 0.05), (50.0, 0.09)]}
+    assert H.choose_regime(cells) == c
+    cells[b] = [(95.0, 0.05), (60.0, 0.01)]
+    assert H.choose_regime(cells) == b
+    with pytest.raises(ValueError, match="unknown or no regime"):
+        H.choose_regime({(8, 1, 0.3): [(1.0, 0.0)]})

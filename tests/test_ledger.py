@@ -86,7 +86,7 @@ def test_the_table_of_contents_numbers_the_chapters_and_titles_them_from_their_s
     entries = toc()
     numbered = [(e.number, e.short) for e in entries if e.number is not None]
     assert numbered == [(1, "The synthetic video suites"), (2, "DirecFormer"), (3, "CIDC"), (4, "SIFA"),
-                        (5, "Spatial attention"), (6, "Pyramid attention")]
+                        (5, "Spatial attention"), (6, "Pyramid attention"), (7, "Head to head")]
     md = toc_markdown(entries)
     assert md.count("{doc}`") == len(entries) and "4. {doc}`SIFA: attention between consecutive frames " \
         "</book/_executed/04_sifa>`" in md

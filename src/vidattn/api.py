@@ -1,4 +1,5 @@
-"""The public API: the operations and modules of the five papers, importable from one place.
+"""The public API: the operations and modules of the five papers, importable from one place, and the
+head-to-head chapter's trunk and registry.
 
     from vidattn.api import SIFABlock, CIDCHead, PyramidAttention
 
@@ -21,6 +22,7 @@ from vidattn.papers.direcformer.model import (
     cosine_scores,
     self_guided_loss,
 )
+from vidattn.papers.head_to_head.mechanisms import MECHANISMS, SlotNet, create_mechanism
 from vidattn.papers.pyramid.attention import PyramidAttention, attention_loss, interaction_loss
 from vidattn.papers.sifa.op import SIFABlock, inter_frame_attention, motion_saliency
 from vidattn.papers.spatial.class_peaks import response_map
@@ -41,6 +43,8 @@ __all__ = [
     # the temporal baselines every chapter compares against
     "TemporalConv", "tsm_shift", "CorrelationFeature", "DifferenceFeature", "TemporalAttention", "FrameAverage",
     "TinyC3D",
+    # every mechanism in one trunk's temporal slot (the head-to-head chapter)
+    "SlotNet", "create_mechanism", "MECHANISMS",
     # training and counting
     "TrainConfig", "fit", "count_macs", "count_params",
 ]

@@ -23,12 +23,23 @@ from vidattn.papers.head_to_head.suites import FRAMES, SIZE, SUITES
 
 # the SIFA chapter's recipe for its tiny net (SGD + Nesterov, one warm-up epoch, cosine, clipping)
 TRAIN = {"optimizer": "sgd", "momentum": 0.9, "nesterov": True, "weight_decay": 1e-4, "warmup_epochs": 1.0,
-         "clip_grad": 40.0, "batch_size": 32}
+         "clip_grad": 40.0, "batch_size": 16}
 PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
     "smoke": {"n_train": 32, "n_test": 16, "epochs": 1, "widths": (8, 16, 32)},
-    "small": {"n_train": 800, "n_test": 400, "epochs": 6, "widths": (8, 16, 32)},
+    "small": {"n_train": 800, "n_test": 400, "epochs": 12, "widths": (8, 16, 32)},
     "full": {"n_train": 20000, "n_test": 2000, "epochs": 30, "widths": (64, 128, 256)},
 }
+# The regime pilot (small profile, validation split, seed PILOT_SEED): the first small run, at batch 32
+# and 6 epochs, failed every suite's gate on convergence. Candidates (batch, epochs, peak lr), the
+# first being that run's, on REGIME_CELLS: each suite's gated row and three that run left unsettled.
+# The one with the most converged cells (last fifth < 10 % of the loss's change), then the best mean
+# score, became the recipe (REGIME_CHOICE; the chapter asserts the rule still picks it). The rule was
+# written after the numbers were seen, and the chapter says so.
+REGIME_PILOT: tuple[tuple[int, int, float], ...] = ((32, 6, 0.1), (16, 6, 0.1), (32, 12, 0.1), (16, 12, 0.05))
+REGIME_CELLS = (("order", "directed attention"), ("order", "temporal self-attention"), ("events", "CIDC"),
+                ("binding", "SIFA"), ("binding", "TSM"), ("glyph", "bag of frames"),
+                ("actor", "pyramid attention"), ("actor", "bag of frames"))
+REGIME_CHOICE = (16, 12, 0.05)
 PILOT_LRS = (0.02, 0.05, 0.1)  # around the SIFA chapter's rate for this trunk (0.05)
 SMOKE_LRS = (0.05,)  # the smoke profile runs the pilot at one rate (it exercises the code)
 VALIDATION_SHARE = 0.2
@@ -84,6 +95,40 @@ def run_config(ctx: RunContext, mechanism: str, suite: str, seed: int, lr: float
     if validation:
         config["validation"] = held
     return config
+
+
+def regime_name(batch: int, epochs: int, lr: float) -> str:
+    return f"batch {batch}, {epochs} epochs, lr {lr:g}"
+
+
+def regime_pilot_runs(ctx: RunContext) -> list[Planned]:
+    """The regime pilot: every :data:`REGIME_PILOT` candidate on every :data:`REGIME_CELLS` cell, seed
+    :data:`PILOT_SEED`, scored on the validation split; row ``"<suite>: <mechanism>, <regime>"``.
+    ``smoke`` runs the first cell once per candidate at one epoch (to exercise the code); ``full``
+    none (the full profile keeps the small profile's choice)."""
+    if ctx.profile == "full":
+        return []
+    cells = REGIME_CELLS[:1] if ctx.profile == "smoke" else REGIME_CELLS
+    runs = []
+    for batch, epochs, lr in REGIME_PILOT:
+        for suite, m in cells:
+            c = run_config(ctx, m, suite, PILOT_SEED, lr, validation=True)
+            c["train"] = {**c["train"], "batch_size": min(batch, c["n_train"] - c["validation"]),
+                          "epochs": 1 if ctx.profile == "smoke" else epochs}
+            runs.append(Planned(f"{row_name(suite, m)}, {regime_name(batch, epochs, lr)}", c))
+    return runs
+
+
+def choose_regime(cells: dict[tuple[int, int, float], list[tuple[float, float]]],
+                  converged: float = 0.10) -> tuple[int, int, float]:
+    """The regime pilot's rule: the candidate with the most cells whose loss moved less than
+    ``converged`` of its whole change in the last fifth, then the best mean score. ``cells``:
+    candidate -> [(score, last-fifth change)] per cell."""
+    unknown = set(cells) - set(REGIME_PILOT)
+    if unknown or not cells:
+        raise ValueError(f"unknown or no regime candidates {sorted(unknown)}; known: {list(REGIME_PILOT)}")
+    return max(cells, key=lambda r: (sum(c < converged for _, c in cells[r]),
+                                     sum(v for v, _ in cells[r]) / max(1, len(cells[r]))))
 
 
 def pilot_lrs(ctx: RunContext) -> tuple[float, ...]:
