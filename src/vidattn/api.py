@@ -22,7 +22,7 @@ from vidattn.papers.direcformer.model import (
     cosine_scores,
     self_guided_loss,
 )
-from vidattn.papers.head_to_head.mechanisms import MECHANISMS, SlotNet, create_mechanism
+from vidattn.papers.head_to_head.mechanisms import SlotNet, create_mechanism
 from vidattn.papers.pyramid.attention import PyramidAttention, attention_loss, interaction_loss
 from vidattn.papers.sifa.op import SIFABlock, inter_frame_attention, motion_saliency
 from vidattn.papers.spatial.class_peaks import response_map
@@ -44,7 +44,7 @@ __all__ = [
     "TemporalConv", "tsm_shift", "CorrelationFeature", "DifferenceFeature", "TemporalAttention", "FrameAverage",
     "TinyC3D",
     # every mechanism in one trunk's temporal slot (the head-to-head chapter)
-    "SlotNet", "create_mechanism", "MECHANISMS",
+    "SlotNet", "create_mechanism",
     # training and counting
     "TrainConfig", "fit", "count_macs", "count_params",
 ]
