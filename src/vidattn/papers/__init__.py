@@ -12,6 +12,6 @@
   (:mod:`vidattn.engine.budget`).
 
 ``data_suites`` is the data chapter's (the premise every paper chapter stands on);
-``head_to_head`` puts every paper's mechanism in one trunk, for a chapter still in draft (its
+``head_to_head`` puts the papers' mechanisms in one trunk for the head-to-head chapter (its
 ``chapter_runs(ctx, lrs)`` takes the learning rates its pilot chose, and it has no real data).
 """

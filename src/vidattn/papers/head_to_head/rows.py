@@ -53,8 +53,7 @@ OVERRIDE = {"n_train": ("n_train",), "n_test": ("n_test",), "epochs": ("epochs",
 
 def settings(ctx: RunContext) -> dict[str, Any]:
     """The profile's clip counts, epochs and base widths (``size_override``: clips and epochs)."""
-    over = {k: v for k, v in ctx.size_override.items() if k not in ("batch_size", "frames", "size", "model")}
-    if set(ctx.size_override) - set(over):
+    if set(ctx.size_override) & {"batch_size", "frames", "size", "model"}:
         raise ValueError(f"the head-to-head chapter runs at {SIZE} px and {FRAMES} frames on every suite; "
                          f"size_override may set n_train, n_test and epochs only, got {sorted(ctx.size_override)}")
     return apply_override(PROFILE_SETTINGS[ctx.profile], ctx, OVERRIDE)
