@@ -29,7 +29,8 @@ def test_the_regime_pilot_changes_one_thing_each_and_never_reads_the_test_split(
     small = context("small", 3)
     base = C.regime_config(small, "as committed")
     assert base["validation"] == round(C.VALIDATION_SHARE * base["suite_overrides"]["n_train"])
-    assert {k: v for k, v in base.items() if k != "validation"} == C.stage1_config(small, "glyph", 0)
+    first_design = C.stage1_config(small, "glyph", 0, C.pilot_settings(small))
+    assert {k: v for k, v in base.items() if k != "validation"} == first_design
     for name, (suite_over, stage1_over, clips_x) in C.REGIMES.items():
         c = C.regime_config(small, name)
         changed = {k for k in c["suite_overrides"] if c["suite_overrides"][k] != base["suite_overrides"].get(k)}
@@ -44,6 +45,26 @@ def test_the_regime_pilot_changes_one_thing_each_and_never_reads_the_test_split(
     assert len(val) == len(held) == c["validation"] and len(train_set) == len(whole) - c["validation"]
     assert (held.videos == E.load_glyph_split(cfg, "train").videos[-c["validation"]:]).all()
     assert held.videos.shape[0] != test_arrays.videos.shape[0] or (held.videos != test_arrays.videos).any()
+
+
+def test_the_rows_run_the_regime_the_pilot_chose():
+    small = context("small")
+    suite_over, stage1_over, clips_x = C.REGIMES[C.REGIME]
+    cfg = C.run_config(small, "O+D", 0)
+    first = C.pilot_settings(small)
+    assert cfg["suite_overrides"] == {**suite_over, "n_train": clips_x * first["n_train"],
+                                      "n_test": C.TEST_CLIPS["small"]}
+    assert cfg["stage1"]["epochs"] == stage1_over["epochs_x"] * first["stage1_epochs"]
+    assert cfg["train"]["epochs"] == first["epochs"]  # stage 2 keeps its length
+    # the rule: the best validation score that reads the glyph and leaves room below the ceiling
+    scores = {"at the ceiling": 99.0, C.REGIME: 78.1, "reads less": 65.0, "context only": 49.0}
+    assert C.choose_regime(scores) == C.REGIME
+    with pytest.raises(ValueError, match="no regime of the pilot reads"):
+        C.choose_regime({"context only": 49.0, "at the ceiling": 99.0})
+    # the cut rows run nowhere at small, and their suites' backbones only where a row needs them
+    runs = C.chapter_runs(context("small", 5))
+    assert {p.row for p in runs} == set(C.ROWS) - set(C.CUT_ROWS["small"]) and len(runs) == 5 * len(C.grid(small))
+    assert {p.row for p in C.chapter_runs(context("smoke"))} == set(C.ROWS)
 
 
 def test_overrides_are_checked_and_reach_the_suite():
@@ -87,7 +108,7 @@ def test_a_smoke_run_measures_every_branch_and_reuses_its_backbone(tmp_path, mon
     calls = []
     monkeypatch.setattr(E, "fit", lambda *a, **k: calls.append(1) or pytest.fail("stage 1 retrained"))
     model, curves = E.pretrained(cfg, Run(), *E.datasets(cfg)[2:])
-    assert not calls and len(curves["test_top1"]) == 1
+    assert not calls and len(curves["test_top1"]) == cfg["stage1"]["epochs"]
 
 
 def test_the_real_wrapper_predicts_the_total_and_the_loss_sums_four_terms():

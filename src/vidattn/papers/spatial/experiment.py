@@ -187,7 +187,8 @@ def entropy_switch(net: ZoomNetwork, test: ClipDataset, labels: torch.Tensor) ->
 
 @torch.no_grad()
 def per_frame(net: ZoomNetwork, arrays: SuiteArrays, test: ClipDataset) -> dict[str, float]:
-    """H4: the O head on each input frame's feature slice, on visible and occluded frames."""
+    """H4: the O head on each input frame's feature slice, on visible and on occluded frames (each
+    measured only where the test clips have such frames: a suite without occlusion has none)."""
     net.eval()
     right: dict[str, list[bool]] = {"visible": [], "occluded": []}
     for s in range(0, len(test), 50):
@@ -201,7 +202,7 @@ def per_frame(net: ZoomNetwork, arrays: SuiteArrays, test: ClipDataset) -> dict[
                 pred = int(logits[b, (t * Tf) // T].argmax())
                 key = "visible" if arrays.meta[i]["visible"][t] else "occluded"
                 right[key].append(pred == int(arrays.labels[i]))
-    return {f"frame_top1_{k}": 100.0 * float(np.mean(v)) if v else float("nan") for k, v in right.items()}
+    return {f"frame_top1_{k}": 100.0 * float(np.mean(v)) for k, v in right.items() if v}
 
 
 @torch.no_grad()
