@@ -49,22 +49,26 @@ def test_the_regime_pilot_changes_one_thing_each_and_never_reads_the_test_split(
 
 def test_the_rows_run_the_regime_the_pilot_chose():
     small = context("small")
-    suite_over, stage1_over, clips_x = C.REGIMES[C.REGIME]
-    cfg = C.run_config(small, "O+D", 0)
     first = C.pilot_settings(small)
-    assert cfg["suite_overrides"] == {**suite_over, "n_train": clips_x * first["n_train"],
-                                      "n_test": C.TEST_CLIPS["small"]}
-    assert cfg["stage1"]["epochs"] == stage1_over["epochs_x"] * first["stage1_epochs"]
-    assert cfg["train"]["epochs"] == first["epochs"]  # stage 2 keeps its length
-    # the rule: the best validation score that reads the glyph and leaves room below the ceiling
-    scores = {"at the ceiling": 99.0, C.REGIME: 78.1, "reads less": 65.0, "context only": 49.0}
-    assert C.choose_regime(scores) == C.REGIME
+    for regime in (C.REGIME, C.FIRST_PASS):
+        suite_over, stage1_over, clips_x = C.REGIMES[regime]
+        cfg = C.run_config(small, "O+D", 0, regime)
+        assert cfg["suite_overrides"] == {**suite_over, "n_train": clips_x * first["n_train"],
+                                          "n_test": C.TEST_CLIPS["small"]}
+        assert cfg["stage1"]["epochs"] == stage1_over["epochs_x"] * first["stage1_epochs"]
+        assert cfg["train"]["epochs"] == round(C.STAGE2_SHARE[regime] * first["epochs"])
+    assert C.run_config(small, "O+D", 0) == C.run_config(small, "O+D", 0, C.REGIME)
+    # the rule: the best validation score among the regimes that read the glyph
+    assert C.choose_regime({"reads": 78.1, "reads best": 99.0, "context only": 49.0}) == "reads best"
     with pytest.raises(ValueError, match="no regime of the pilot reads"):
-        C.choose_regime({"context only": 49.0, "at the ceiling": 99.0})
-    # the cut rows run nowhere at small, and their suites' backbones only where a row needs them
+        C.choose_regime({"context only": 49.0, "near it": 59.4})
+    # the cut rows run nowhere at small; the first pass is history, never run at full
     runs = C.chapter_runs(context("small", 5))
     assert {p.row for p in runs} == set(C.ROWS) - set(C.CUT_ROWS["small"]) and len(runs) == 5 * len(C.grid(small))
     assert {p.row for p in C.chapter_runs(context("smoke"))} == set(C.ROWS)
+    stage1, rows = C.first_pass_runs(context("small", 5))
+    assert len(stage1) == 5 and len(rows) == 5 * len(C.FIRST_PASS_ROWS)
+    assert C.first_pass_runs(context("full")) == ([], [])
 
 
 def test_overrides_are_checked_and_reach_the_suite():

@@ -46,7 +46,7 @@ TABLE4 = ("O", "O+D", "O+C", "C+D", "O+C+D")
 EXAMPLES_ROW = "O+D"  # the row whose seed-0 run keeps Fig. 2's example frames (both warps)
 # rows cut from a profile for its budget, time moved into seeds and test clips: the three rows with a
 # C branch, which has nothing to see on GlyphHold (one cue per clip: its warp was the identity, area
-# ratio 1.00, in every run of the first design) and costs the most (three views per clip)
+# ratio 1.00, in every run of the original design) and costs the most (three views per clip)
 CUT_ROWS: dict[str, tuple[str, ...]] = {"small": ("O+C", "C+D", "O+C+D")}
 
 
@@ -60,14 +60,17 @@ OVERRIDE = {"frames": ("frames",), "size": ("size",), "n_train": ("n_train",), "
             "epochs": ("epochs", "stage1_epochs"), "batch_size": ("batch_size",)}
 
 
-def settings(ctx: RunContext) -> dict[str, Any]:
-    """The rows' settings: the profile's, moved to the chosen :data:`REGIME` (its suite fields, clips
-    and stage-1 epochs) and :data:`TEST_CLIPS`, then the chapter's ``size_override`` (frames, size,
-    clips, batch, and ``epochs``, which sets both stages' epochs)."""
+def settings(ctx: RunContext, regime: str | None = None) -> dict[str, Any]:
+    """The rows' settings: the profile's, moved to ``regime`` (default :data:`REGIME`: its suite
+    fields, clips and stage-1 epochs, and :data:`STAGE2_SHARE` of the stage-2 epochs) with
+    :data:`TEST_CLIPS`, then the chapter's ``size_override`` (frames, size, clips, batch, and
+    ``epochs``, which sets both stages' epochs)."""
+    regime = regime or REGIME
     base = PROFILE_SETTINGS[ctx.profile]
-    suite_over, stage1_over, clips_x = REGIMES[REGIME]
+    suite_over, stage1_over, clips_x = REGIMES[regime]
     chosen = {**base, "suite": dict(suite_over), "n_train": base["n_train"] * clips_x,
-              "n_test": TEST_CLIPS[ctx.profile], "stage1_epochs": base["stage1_epochs"] * stage1_over.get("epochs_x", 1)}
+              "n_test": TEST_CLIPS[ctx.profile], "stage1_epochs": base["stage1_epochs"] * stage1_over.get("epochs_x", 1),
+              "epochs": max(1, round(base["epochs"] * STAGE2_SHARE[regime]))}
     return apply_override(chosen, ctx, OVERRIDE)
 
 
@@ -115,11 +118,13 @@ REGIMES: dict[str, tuple[dict[str, Any], dict[str, Any], int]] = {
     "no decoys, no occlusion, 2x the clips, 3x the epochs": ({"decoys": 0, "occlusion": 0.0}, {"epochs_x": 3}, 2),
     "no decoys, no occlusion, 6x the epochs": ({"decoys": 0, "occlusion": 0.0}, {"epochs_x": 6}, 1),
 }
-# The rows run the regime the pilot chose: the most validation top-1 short of the ceiling (a reference
-# at 99 % leaves no room for the zoom's +1 point), among the regimes that read the glyph. The rule was
-# written after the third round's numbers, and the chapter says so (:func:`choose_regime`)
-REGIME = "no decoys, no occlusion, 6x the epochs"
-ROOM_CEILING = 95.0  # validation top-1 above this leaves Table 4's gains no room
+# The rows run the regime the pilot scored best on validation (:func:`choose_regime`). A first pass ran
+# FIRST_PASS, chosen by a rule that also kept the reference below 95 % (room for the zoom's +1 point):
+# its stage 1 read the glyph on some seeds and not on others, and the reference gate failed; the chapter
+# shows that pass. Stage 2 keeps half its epochs over the chosen regime's 3x clips (1.5x the clip passes)
+REGIME = "no decoys, no occlusion, 3x the clips, 3x the epochs"
+FIRST_PASS = "no decoys, no occlusion, 6x the epochs"
+STAGE2_SHARE = {REGIME: 0.5, FIRST_PASS: 1.0}
 # test clips of the rows (the pilot keeps the profile's own): 500 at small, where the 13 evaluation passes
 # of a zoom row already cost as much as its training
 TEST_CLIPS = {"smoke": 8, "small": 500, "full": 1000}
@@ -149,11 +154,11 @@ def regime_pilot_runs(ctx: RunContext) -> list[Planned]:
             + [Planned("regime: as committed, 12 x 12 glyphs", regime_config(ctx, "as committed", "glyph_large"))])
 
 
-def run_config(ctx: RunContext, row: str, seed: int) -> dict[str, Any]:
-    """Config of one ``spatial/train`` run."""
+def run_config(ctx: RunContext, row: str, seed: int, regime: str | None = None) -> dict[str, Any]:
+    """Config of one ``spatial/train`` run (under ``regime``, default :data:`REGIME`)."""
     suite, mode, zoom_over = ROWS[row]
-    s = settings(ctx)
-    config = stage1_config(ctx, suite, seed)
+    s = settings(ctx, regime)
+    config = stage1_config(ctx, suite, seed, s)
     zoom = {**CPU_ZOOM, **zoom_over}
     config.update({"mode": mode, "zoom": zoom, "train": {**config["stage1"], "epochs": s["epochs"]}})
     if row == EXAMPLES_ROW and seed == 0:
@@ -166,6 +171,19 @@ def stage1_runs(ctx: RunContext) -> list[Planned]:
     that start from them."""
     suites = sorted({ROWS[r][0] for r in grid(ctx)})
     return [Planned(suite, stage1_config(ctx, suite, seed)) for seed in ctx.seeds for suite in suites]
+
+
+FIRST_PASS_ROWS = ("O", "O+D")
+
+
+def first_pass_runs(ctx: RunContext) -> tuple[list[Planned], list[Planned]]:
+    """The first pass (:data:`FIRST_PASS`): its stage-1 backbones on the 5 x 5 glyphs and its
+    :data:`FIRST_PASS_ROWS`, seed by seed; none at ``full``, which never ran it."""
+    if ctx.profile == "full":
+        return [], []
+    s = settings(ctx, FIRST_PASS)
+    return ([Planned("glyph", stage1_config(ctx, "glyph", seed, s)) for seed in ctx.seeds],
+            [Planned(row, run_config(ctx, row, seed, FIRST_PASS)) for seed in ctx.seeds for row in FIRST_PASS_ROWS])
 
 
 def chapter_runs(ctx: RunContext) -> list[Planned]:
@@ -234,10 +252,9 @@ assert math.isclose(RECIPE["lr"] * RECIPE["min_lr_ratio"], 1e-4) and REGIME in R
 
 def choose_regime(validation_top1: dict[str, float]) -> str:
     """The regime pilot's rule (:data:`REGIME`): among the regimes that read the 5 x 5 glyph (validation
-    top-1 at least the context ceiling plus the gate's margin) and leave room below
-    :data:`ROOM_CEILING`, the one with the most validation top-1."""
-    fits = {k: v for k, v in validation_top1.items() if CONTEXT_CEILING + GATE_MARGIN <= v <= ROOM_CEILING}
+    top-1 at least the context ceiling plus the gate's margin), the one with the most validation top-1."""
+    fits = {k: v for k, v in validation_top1.items() if v >= CONTEXT_CEILING + GATE_MARGIN}
     if not fits:
-        raise ValueError("no regime of the pilot reads the 5 x 5 glyph below the ceiling "
-                         f"({CONTEXT_CEILING + GATE_MARGIN:g}-{ROOM_CEILING:g} % on validation)")
+        raise ValueError(f"no regime of the pilot reads the 5 x 5 glyph (≥ {CONTEXT_CEILING + GATE_MARGIN:g} % "
+                         "on validation)")
     return max(fits, key=fits.get)
