@@ -21,8 +21,8 @@ def test_rows_of_a_seed_share_one_stage1_backbone_per_suite():
     assert keys["O"] == keys["O+D"] == keys["O+D, learned β"] == keys["O+D, random maps"]
     assert keys["O, 12x12 glyph"] == keys["O+D, 12x12 glyph"] != keys["O"]
     assert stage1_file(E, C.run_config(small, "O", 1)) != keys["O"]
-    pre = {stage1_file(E, p.config) for p in C.stage1_runs(small)}
-    assert pre == {keys["O"], keys["O, 12x12 glyph"]}
+    assert stage1_file(E, C.reference_runs(small)[0].config) == keys["O"]
+    assert stage1_file(E, C.control_runs(small, [0])[0].config) == keys["O, 12x12 glyph"]
 
 
 def test_the_regime_pilot_changes_one_thing_each_and_never_reads_the_test_split(tmp_path, monkeypatch):
@@ -63,9 +63,21 @@ def test_the_rows_run_the_regime_the_pilot_chose():
     with pytest.raises(ValueError, match="no regime of the pilot reads"):
         C.choose_regime({"context only": 49.0, "near it": 59.4})
     # the cut rows run nowhere at small; the first pass is history, never run at full
-    runs = C.chapter_runs(context("small", 5))
-    assert {p.row for p in runs} == set(C.ROWS) - set(C.CUT_ROWS["small"]) and len(runs) == 5 * len(C.grid(small))
-    assert {p.row for p in C.chapter_runs(context("smoke"))} == set(C.ROWS)
+    runs = C.chapter_runs(small, [0, 2])
+    assert {p.row for p in runs} == set(C.ROWS) - set(C.CUT_ROWS["small"]) and len(runs) == 2 * len(C.grid(small))
+    assert {p.config["seed"] for p in runs} == {0, 2}
+    assert {p.row for p in C.chapter_runs(context("smoke"), [0])} == set(C.ROWS)
+
+
+def test_rows_run_on_the_seeds_whose_reference_reads_the_glyph():
+    small = context("small", 5)
+    assert len(C.reference_runs(small)) == C.REFERENCE_SEEDS["small"] == 12
+    assert C.reference_seeds(context("full", 3)) == [0, 1, 2]  # the chapter's own seeds at full
+    top1 = {0: 95.2, 1: 50.0, 2: 100.0, 3: 59.9, 4: 60.0}
+    assert C.reading_seeds(top1) == [0, 2, 4]
+    assert C.analysed_seeds(small, top1) == [0, 2, 4]
+    # fewer than two readers: every seed runs rows (and the gate, reading them all, says so)
+    assert C.analysed_seeds(small, {0: 95.0, 1: 50.0}) == C.reference_seeds(small)
     stage1, rows = C.first_pass_runs(context("small", 5))
     assert len(stage1) == 5 and len(rows) == 5 * len(C.FIRST_PASS_ROWS)
     assert C.first_pass_runs(context("full")) == ([], [])
