@@ -94,6 +94,7 @@ def stage1_config(ctx: RunContext, suite: str, seed: int, s: dict[str, Any] | No
 # glyph reaches about 50 %. The reference must beat that ceiling by GATE_MARGIN points.
 CONTEXT_CEILING = 50.0
 GATE_MARGIN = 10.0
+READS = CONTEXT_CEILING + GATE_MARGIN  # top-1 of a network that reads the glyph
 # The regime pilot: can stage 1 learn to read a 5 x 5 glyph at all? One seed, stage 1 only, scored on
 # a validation split (the last VALIDATION_SHARE of the training clips, held out from training). The
 # first round changes one thing at a time from the committed regime (suite fields, stage-1 recipe),
@@ -188,7 +189,7 @@ def reference_runs(ctx: RunContext) -> list[Planned]:
 def reading_seeds(reference_top1: dict[int, float]) -> list[int]:
     """The seeds whose stage-1 reference reads the 5 x 5 glyph: test top-1 at least the context ceiling
     plus the gate's margin (the two modes sit near 50 and 90-100 %)."""
-    return sorted(seed for seed, top1 in reference_top1.items() if top1 >= CONTEXT_CEILING + GATE_MARGIN)
+    return sorted(seed for seed, top1 in reference_top1.items() if top1 >= READS)
 
 
 def analysed_seeds(ctx: RunContext, reference_top1: dict[int, float]) -> list[int]:
@@ -286,8 +287,8 @@ assert math.isclose(RECIPE["lr"] * RECIPE["min_lr_ratio"], 1e-4) and REGIME in R
 def choose_regime(validation_top1: dict[str, float]) -> str:
     """The regime pilot's rule (:data:`REGIME`): among the regimes that read the 5 x 5 glyph (validation
     top-1 at least the context ceiling plus the gate's margin), the one with the most validation top-1."""
-    fits = {k: v for k, v in validation_top1.items() if v >= CONTEXT_CEILING + GATE_MARGIN}
+    fits = {k: v for k, v in validation_top1.items() if v >= READS}
     if not fits:
-        raise ValueError(f"no regime of the pilot reads the 5 x 5 glyph (≥ {CONTEXT_CEILING + GATE_MARGIN:g} % "
+        raise ValueError(f"no regime of the pilot reads the 5 x 5 glyph (≥ {READS:g} % "
                          "on validation)")
     return max(fits, key=fits.get)
