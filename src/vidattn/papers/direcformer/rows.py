@@ -144,11 +144,12 @@ def pilot_runs(ctx: RunContext) -> list[Planned]:
 # rule, declared before it ran: the cheapest candidate (fewest epochs, then the first listed) whose every
 # seed meets the gate's top-1 and converges with margin, its last fifth under RECIPE_MARGIN of the
 # loss's whole change (half the gate's 10 %). The 20-epoch candidate was added once the higher rates
-# had failed on their first seeds, before any 30-epoch run had finished.
+# had failed on their first seeds, before any 30-epoch run had finished. A first build also ran seed 103;
+# it was cut to fit the chapter's 90 minutes (the rule picks the same candidate on the three seeds left).
 RECIPE_PILOT: dict[str, tuple[float, int]] = {
     "lr 0.001, 15 epochs (the first grid's)": (1e-3, 15), "lr 0.002, 15 epochs": (2e-3, 15),
     "lr 0.003, 15 epochs": (3e-3, 15), "lr 0.001, 20 epochs": (1e-3, 20), "lr 0.001, 30 epochs": (1e-3, 30)}
-RECIPE_SEEDS = (100, 101, 102, 103)
+RECIPE_SEEDS = (100, 101, 102)
 RECIPE_MARGIN = 0.05
 VALIDATION_SHARE = 0.2
 
