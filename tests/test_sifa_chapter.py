@@ -209,3 +209,21 @@ def test_the_chapter_grids_name_known_rows_and_override_reaches_the_suite(tmp_pa
     assert "frames" not in run_config(small, "binding", "SIFA", 0)["suite_overrides"]
     assert run_config(small, "binding", "SIFA", 0)["offset_lr"] == 0.1
     assert "offset_lr" not in run_config(small, "binding", "SIFA_R", 0)
+
+
+def test_the_far_placement_puts_the_module_in_stage_1_only_and_its_pilot_scores_on_validation():
+    from vidattn.papers.sifa.experiment import suite_of
+    from vidattn.papers.sifa.rows import FAR_READS, far_pilot_runs, far_reference_binds
+
+    small = context("small")
+    far = run_config(small, "binding_far", "SIFA", 0)
+    assert far["suite"] == "binding" and far["model"]["stages"] == [1]
+    assert suite_of(far).speed == (6.0, 8.0) and suite_of(far).n_train == 2000
+    assert suite_of(run_config(small, "binding_far_slow", "TSM", 0)).speed == (0.5, 1.5)
+    assert run_config(small, "binding", "SIFA", 0)["model"]["stages"] == [2, 3]  # the other grids keep theirs
+    model = TinyC2D(2, **far["model"])
+    assert len(model.sifa_blocks()) == 1 and model.sifa_blocks()[0] is model.blocks[0].temporal
+    pilot = far_pilot_runs(small)
+    assert pilot and all(p.config["validation"] == 500 and p.config["seed"] < 2 for p in pilot)
+    assert far_reference_binds([FAR_READS, 99.0]) and not far_reference_binds([99.0, FAR_READS - 0.1])
+    assert not far_reference_binds([])

@@ -171,6 +171,18 @@ def test_bimodal_runs_are_judged_by_success_rate_then_among_the_learned():
     assert e.kind == "no effect detected" and e.verdict.startswith("no effect detected (success rate |Δ| < ")
     row = claim_from("A learns more often", c)
     assert row["rests_on"]["success"] == ("top1", 75.0) and verdict_kind(row["verdict"]) == "reproduced"
+    # alike success rates, and both rows within a point of 100 where they learned: not testable, not
+    # "no effect detected" (neither part can measure a one-point effect)
+    top = [_Rec(20 + i, v, [1] * 10) for i, v in enumerate([99.6, 99.8, 99.5, 99.9, 50.0])]
+    f = compare_success("top1", "A", "B", top[:4] + [top[4]], top[1:4] + top[:1] + [top[4]], "top1", 75.0,
+                        clips="top1", ceiling=100.0)
+    assert f.rates == (4, 5, 4, 5) and f.among_learned.kind == "not testable" and f.kind == "not testable"
+    assert f.verdict.startswith("not testable (both rows at the ceiling") and "4/5 vs 4/5" in f.verdict
+    assert verdict_kind(claim_from("A beats B", f)["verdict"]) == "not testable"
+    # different success rates stay a test of success rates, however wide
+    g = compare_success("top1", "A", "B", top[:4] + [top[0]], top[1:4] + top[:1] + [top[4]], "top1", 75.0,
+                        clips="top1", ceiling=100.0)
+    assert g.rates == (5, 5, 4, 5) and g.kind == "no effect detected" and "among learned not testable" in g.verdict
 
 
 def _record(row: str, seed: int, top1: float):
@@ -194,3 +206,24 @@ def test_the_kit_pairs_two_rows_on_the_seeds_both_ran_and_judges_success_rates()
     assert s.sources.clips == ("top1", "top1") and s.sources.success == ("top1", 75.0)
     row = R.success_claim("A learns more often than B", "A", "B", [], "top1", 75.0)
     assert row["verdict"] == "reproduced" and row["ours"].endswith("learned 8/8 vs 1/8")
+
+
+def test_a_gate_on_runs_that_learn_or_not_asks_convergence_of_the_runs_that_learned():
+    from vidattn.core.store import Record
+    from vidattn.report.kit import Results
+
+    def rec(seed, top1, loss):
+        return Record("x/train", f"A-{seed}", {"seed": seed, "suite": "s"},
+                      {"metrics": {"top1": top1}, "curves": {"loss": loss}}, 1.0, "cpu", {}, "", {}, "", row="A")
+
+    learned = [0.7, 0.5, 0.2, 0.05, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02]
+    memorising = [0.7, 0.7, 0.69, 0.69, 0.68, 0.68, 0.67, 0.66, 0.65, 0.63]  # at chance, still falling
+    R = Results([rec(s, 99.0, learned) for s in range(7)] + [rec(7, 50.0, memorising)], metric="top1")
+    every = R.gate("A", "A", 50, 15)
+    assert every.learned and not every.converged and not every.passed
+    among = R.gate("A", "A", 50, 15, converged_if=("top1", 75.0))
+    assert among.passed and len(among.changes) == 7 and among.values == every.values
+    assert "of the runs that learned (top1 ≥ 75)" in among.gate.curve
+    # the runs that did not learn still count against the mean: 4 of 8 fail the margin
+    half = Results([rec(s, 99.0, learned) for s in range(4)] + [rec(s, 50.0, learned) for s in range(4, 8)])
+    assert not half.gate("A", "A", 50, 25, converged_if=("top1", 75.0)).passed

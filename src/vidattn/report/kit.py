@@ -166,12 +166,20 @@ class Results:
 
     def gate(self, name: str, row: Row, chance: float, margin: float, curve: str = "loss",
              metric: str | None = None, metric_name: str = "top-1", expect: str = "above",
-             tolerance: float = 0.0, curve_name: str = "training loss", floor: str = "chance") -> GateResult:
+             tolerance: float = 0.0, curve_name: str = "training loss", floor: str = "chance",
+             converged_if: tuple[str, float] | None = None) -> GateResult:
         """The learning gate of ``row``: its ``metric`` against ``chance`` + ``margin`` over seeds, and
         its ``curve`` (``curve_name``) converged (:func:`vidattn.report.gates.check`); ``floor`` names
-        ``chance`` when it is a ceiling without the mechanism (e.g. "context ceiling")."""
+        ``chance`` when it is a ceiling without the mechanism (e.g. "context ceiling"). For a row whose
+        runs either learn or stay at chance, ``converged_if`` = (metric, threshold) asks convergence of
+        the runs that learned only (the others count against the mean)."""
+        recs = self.recs(row)
+        if converged_if is not None:
+            success_metric, threshold = converged_if
+            recs = [r for r in recs if float(r.metrics[success_metric]) >= threshold]
+            curve_name = f"{curve_name} of the runs that learned ({success_metric} ≥ {threshold:g})"
         gate = Gate(name, metric_name, chance, margin, curve_name, expect=expect, tolerance=tolerance, floor=floor)
-        return check(gate, self.per_seed(row, metric), [r.curves[curve] for r in self.recs(row)])
+        return check(gate, self.per_seed(row, metric), [r.curves[curve] for r in recs])
 
 
 def mean_sd(values: Sequence[float], digits: int = 1) -> str:

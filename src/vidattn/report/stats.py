@@ -370,6 +370,8 @@ class SuccessComparison:
             return "reproduced" if ka / na > kb / nb else "reversed"
         if self.among_learned is not None and self.among_learned.kind in ("reproduced", "reversed"):
             return self.among_learned.kind
+        if self.among_learned is not None and self.among_learned.kind == "not testable" and ka * nb == kb * na:
+            return "not testable"  # the same success rate, and no room where both learned
         return "no effect detected"
 
     @property
@@ -377,12 +379,18 @@ class SuccessComparison:
         k = self.kind
         if k == "too few seeds":
             return f"not run here (needs ≥ 2 seeds; this build has {min(self.rates[1], self.rates[3])})"
+        if k == "not testable":
+            ka, na, kb, nb = self.rates
+            return (f"not testable ({self.among_learned.degenerate} where both learned; success rates "
+                    f"{ka}/{na} vs {kb}/{nb}, Fisher p = {self.p:.2g})")
         if k != "no effect detected":
             return k
         lo, hi = self.rate_interval
         text = f"no effect detected (success rate |Δ| < {max(abs(lo), abs(hi)):.0f} pts"
         if self.among_learned is not None and self.among_learned.kind == "no effect detected":
             text += f"; among learned |Δ| < {self.among_learned.bound:.1f}"
+        if self.among_learned is not None and self.among_learned.kind == "not testable":
+            text += f"; among learned not testable: {self.among_learned.degenerate}"
         return text + " at 95 %)"
 
     @property

@@ -3,7 +3,8 @@
 A run trains :class:`~vidattn.models.c2d.TinyC2D` with a temporal module (none, temporal
 conv, TSM, correlation, difference or SIFA in one of its forms) and measures:
 
-* top-1 on ordered, reversed and shuffled test clips (pair accuracy on the direction
+* top-1 on ordered, reversed and shuffled test clips (a pilot's validation clips,
+  :func:`vidattn.data.validation.held_out`) (pair accuracy on the direction
   suite, whose reversed clips belong to the opposite class);
 * for every SIFA block with an offset predictor, how far the offsets move the taps
   (mean |offset| in feature pixels) and the share of taps that land outside the frame;
@@ -27,6 +28,7 @@ import torch.nn as nn
 
 from vidattn.core.registry import Run, experiment
 from vidattn.data.clips import ClipDataset, SuiteArrays
+from vidattn.data.validation import held_out
 from vidattn.data.suites.motion import MotionSuiteConfig, load_motion_split, motion_suite
 from vidattn.engine.evaluate import order_robustness, per_clip_outcomes, predict
 from vidattn.engine.flops import count_macs, count_params
@@ -165,9 +167,10 @@ def attention_examples(model: TinyC2D, arrays: SuiteArrays, cfg: MotionSuiteConf
 
 @experiment("sifa/train", version=1, uses=("suite/motion",))
 def train(config: dict[str, Any], run: Run) -> dict[str, Any]:
-    """Train one variant (config: suite, suite_overrides, model, offset_lr, train, seed, device)."""
+    """Train one variant (config: suite, suite_overrides, model, offset_lr, train, seed, device; optionally
+    ``validation``: a pilot, scored on the last n training clips, which it does not train on)."""
     cfg = suite_of(config)
-    train_arrays, test_arrays = load_motion_split(cfg, "train"), load_motion_split(cfg, "test")
+    train_arrays, test_arrays = held_out(config, load_motion_split(cfg, "train"), lambda: load_motion_split(cfg, "test"))
     train_set, test = ClipDataset(train_arrays), ClipDataset(test_arrays)
     seed_everything(config["seed"])
     model = TinyC2D(cfg.num_classes, **config["model"])
