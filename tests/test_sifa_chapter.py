@@ -223,7 +223,9 @@ def test_the_far_placement_puts_the_module_in_stage_1_only_and_its_pilot_scores_
     assert run_config(small, "binding", "SIFA", 0)["model"]["stages"] == [2, 3]  # the other grids keep theirs
     model = TinyC2D(2, **far["model"])
     assert len(model.sifa_blocks()) == 1 and model.sifa_blocks()[0] is model.blocks[0].temporal
+    assert far["train"]["epochs"] == 15 and run_config(small, "binding", "SIFA", 0)["train"]["epochs"] == 10
     pilot = far_pilot_runs(small)
     assert pilot and all(p.config["validation"] == 500 and p.config["seed"] < 2 for p in pilot)
+    assert all(p.config["train"]["epochs"] == 10 for p in pilot)  # the pilot ran the profile's epochs
     assert far_reference_binds([FAR_READS, 99.0]) and not far_reference_binds([99.0, FAR_READS - 0.1])
     assert not far_reference_binds([])

@@ -60,6 +60,13 @@ PLACEMENTS: dict[str, tuple[str, dict[str, Any], tuple[int, ...]]] = {
 }
 
 
+# the far placement's rows train 1.5x the profile's epochs: at 10 epochs (a first run, commit fd7fddd)
+# several runs took off at epochs 5-7, against 2-4 on binding, and one learned run of the reference was
+# still descending (19 % of its loss's descent in the last fifth), which fails its gate; chosen on the
+# training curves, not on a test score. The pilot ran the profile's epochs
+FAR_EPOCHS_X = 1.5
+
+
 def placement(grid_name: str) -> tuple[str, dict[str, Any], tuple[int, ...]]:
     """(suite, suite overrides, stages) of a grid: a :data:`PLACEMENTS` entry, or the suite of that
     name with the module in :data:`STAGES`."""
@@ -102,12 +109,9 @@ BIMODAL_SEEDS = {"smoke": 0, "small": 8, "full": 8}
 # :func:`vidattn.report.stats.seeds_for`). On binding it ran TSM, SIFA, SIFA_C and SIFA_R to 17 seeds,
 # and TSM on the slow control (TSM had bound on 3 of 8, then bound on all 9 new seeds). Once those claims
 # moved to the far placement, TSM keeps it (the far placement's motivation reads it) and SIFA (the
-# localisation claim does); the rest was cut for the 90 minutes. In the far placement the full offset
-# rate learned on 5 of 8 seeds against 8 of 8 for the damped rate: 100 % against 62.5 % takes 17 seeds.
-# The tests pool both stages, which the look at the first stage makes slightly optimistic (the chapter
-# says so)
-SECOND_STAGE_ROWS: dict[str, tuple[str, ...]] = {"binding": ("TSM", "SIFA"),
-                                                 "binding_far": ("SIFA", "SIFA, offset lr 1x")}
+# localisation claim does); the rest was cut for the 90 minutes. The tests pool both stages, which the
+# look at the first stage makes slightly optimistic (the chapter says so)
+SECOND_STAGE_ROWS: dict[str, tuple[str, ...]] = {"binding": ("TSM", "SIFA")}
 SECOND_STAGE_SEEDS = {"smoke": 0, "small": 17, "full": 17}
 # a run learned when its score clears the midpoint between chance (50) and perfect: declared
 # before the eight-seed runs, on the three-seed runs' two modes (47-53 % and 92-100 %)
@@ -159,8 +163,9 @@ def run_config(ctx: RunContext, suite: str, row: str, seed: int) -> dict[str, An
     name, over, stages = placement(suite)
     model = {"temporal": dict(temporal), "stages": list(stages), "temporal_stem": stem, **s.get("model", {})}
     suite_over = {**over, **{k: s[k] for k in ("frames", "size", "n_train", "n_test") if k in s}}
+    epochs = round(s["epochs"] * FAR_EPOCHS_X) if suite in PLACEMENTS else s["epochs"]
     config = {"suite": name, "suite_overrides": suite_over,
-              "model": model, "train": {**s["train"], "epochs": s["epochs"]}, "seed": seed, "device": ctx.device}
+              "model": model, "train": {**s["train"], "epochs": epochs}, "seed": seed, "device": ctx.device}
     if temporal["name"] == "sifa" and temporal["offsets"] != "regular":
         config["offset_lr"] = offset_lr
     return config
@@ -198,6 +203,7 @@ def far_pilot_runs(ctx: RunContext) -> list[Planned]:
         for row in rows:
             for seed in range(FAR_PILOT_SEEDS[ctx.profile]):
                 c = run_config(ctx, suite, row, seed)
+                c["train"]["epochs"] = settings(ctx)["epochs"]  # the pilot ran the profile's epochs
                 n_train = settings(ctx)["n_train"]
                 c["validation"] = max(1, round(VALIDATION_SHARE * n_train))
                 c["train"]["batch_size"] = min(c["train"]["batch_size"], n_train - c["validation"])
