@@ -7,6 +7,7 @@ from conftest import stage1_file
 
 from vidattn.core import profiles
 from vidattn.core.store import run_or_load
+from vidattn.data.validation import validation_size
 from vidattn.papers.pyramid import experiment as E
 from vidattn.papers.pyramid import rows as C
 from vidattn.papers.pyramid.placements import PyramidBackbone, irv2_tf_slim_params
@@ -64,6 +65,8 @@ def test_a_validation_split_holds_out_the_last_training_clips(tmp_path, monkeypa
         E.splits({**c, "validation": len(whole)})
     with pytest.raises(ValueError, match="RGB pilots only"):
         E.splits({**c, "stream": "flow"})
+    # a share of the clips, rounded, and never none (the smoke profile's handfuls)
+    assert validation_size(2000, 0.25) == 500 and validation_size(3, 0.2) == 1 and validation_size(16, 0.2) == 3
 
 
 def test_override_keys_are_checked_and_reach_the_suite(tmp_path):

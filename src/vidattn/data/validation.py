@@ -8,6 +8,12 @@ from typing import Any
 from vidattn.data.clips import SuiteArrays
 
 
+def validation_size(n_train: int, share: float) -> int:
+    """How many of ``n_train`` training clips a pilot holds out as its validation split: ``share`` of
+    them, rounded, and at least one."""
+    return max(1, round(share * n_train))
+
+
 def carve(arrays: SuiteArrays, part: slice) -> SuiteArrays:
     """The clips ``part`` of a split: the same clips in the same order, one array each."""
     return dataclasses.replace(arrays, videos=arrays.videos[part], masks=arrays.masks[part],

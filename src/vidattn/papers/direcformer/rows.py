@@ -11,6 +11,7 @@ from typing import Any
 
 from vidattn.core.profiles import RunContext, apply_override
 from vidattn.core.registry import Planned
+from vidattn.data.validation import validation_size
 from vidattn.data.real import detect_layout
 from vidattn.engine.budget import Work, key, train_shape
 
@@ -164,7 +165,7 @@ def recipe_pilot_runs(ctx: RunContext) -> list[Planned]:
     runs = []
     for name, (lr, epochs) in RECIPE_PILOT.items():
         r = {**base, "train": {**base["train"], "lr": lr, "epochs": 1 if smoke else epochs}}
-        n = max(1, round(VALIDATION_SHARE * r["suite"]["n_train"]))
+        n = validation_size(r["suite"]["n_train"], VALIDATION_SHARE)
         for seed in RECIPE_SEEDS[:1] if smoke else RECIPE_SEEDS:
             runs.append(Planned(name, {**run_config(ctx, "order", "S-S", 0, 0, seed, regime=r), "validation": n}))
     return runs
@@ -190,7 +191,7 @@ def choose_recipe(results: dict[str, list[tuple[float, float]]], top1: float = 8
 RECIPE_CHOICE = "lr 0.001, 30 epochs"
 _FIRST = PILOT[FIRST_CHOICE]
 SMALL_REGIME = {
-    "suite": {**_FIRST["suite"], "n_train": _FIRST["suite"]["n_train"] - round(VALIDATION_SHARE * _FIRST["suite"]["n_train"])},
+    "suite": {**_FIRST["suite"], "n_train": _FIRST["suite"]["n_train"] - validation_size(_FIRST["suite"]["n_train"], VALIDATION_SHARE)},
     "model": _FIRST["model"],
     "train": {**_FIRST["train"], "lr": RECIPE_PILOT[RECIPE_CHOICE][0], "epochs": RECIPE_PILOT[RECIPE_CHOICE][1]},
 }

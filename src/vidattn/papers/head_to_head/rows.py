@@ -16,6 +16,7 @@ import torch
 
 from vidattn.core.profiles import RunContext, apply_override
 from vidattn.core.registry import Planned
+from vidattn.data.validation import validation_size
 from vidattn.engine.budget import Work, key
 from vidattn.engine.flops import count_macs
 from vidattn.papers.head_to_head.mechanisms import MECHANISMS, create_mechanism
@@ -86,7 +87,7 @@ def run_config(ctx: RunContext, mechanism: str, suite: str, seed: int, lr: float
     """Config of one ``h2h/train`` run."""
     s = settings(ctx)
     widths, _ = matched_widths(mechanism, tuple(s["widths"]))
-    held = max(1, round(VALIDATION_SHARE * s["n_train"])) if validation else 0
+    held = validation_size(s["n_train"], VALIDATION_SHARE) if validation else 0
     batch = min(TRAIN["batch_size"], s["n_train"] - held)  # a batch never exceeds the clips (smoke)
     config = {"mechanism": mechanism, "suite": suite, "n_train": s["n_train"], "n_test": s["n_test"],
               "widths": list(widths), "train": {**TRAIN, "batch_size": batch, "lr": lr, "epochs": s["epochs"]},

@@ -5,6 +5,7 @@ from typing import Any
 
 from vidattn.core.profiles import RunContext, apply_override
 from vidattn.core.registry import Planned
+from vidattn.data.validation import validation_size
 from vidattn.engine.budget import Work, key, train_shape
 
 # Sec. 4-5 scaled to the tiny trunk: SGD momentum 0.9, wd 4e-5 (TF-slim's lambda/2 convention
@@ -132,7 +133,7 @@ PILOT_ROWS = (REFERENCE, "RGB, 0 scales (TSN)")
 def pilot_runs(ctx: RunContext) -> list[Planned]:
     """The pilot grid behind the recipe: the reference and TSN rows at each of the :data:`PILOT_LRS`,
     first seed, trained without and scored on the validation split (:data:`PILOT_VALIDATION`)."""
-    n = max(1, round(PILOT_VALIDATION * settings(ctx)["n_train"]))
+    n = validation_size(settings(ctx)["n_train"], PILOT_VALIDATION)
     return [Planned(f"{row}, lr {lr:g}, validation", {**run_config(ctx, row, ctx.seeds[0], lr), "validation": n})
             for row in PILOT_ROWS for lr in PILOT_LRS]
 

@@ -3,9 +3,9 @@
 A run trains :class:`~vidattn.models.c2d.TinyC2D` with a temporal module (none, temporal
 conv, TSM, correlation, difference or SIFA in one of its forms) and measures:
 
-* top-1 on ordered, reversed and shuffled test clips (a pilot's validation clips,
-  :func:`vidattn.data.validation.held_out`) (pair accuracy on the direction
-  suite, whose reversed clips belong to the opposite class);
+* top-1 on ordered, reversed and shuffled test clips, pair accuracy on the direction
+  suite, whose reversed clips belong to the opposite class (a pilot scores its
+  validation clips instead, :func:`vidattn.data.validation.held_out`);
 * for every SIFA block with an offset predictor, how far the offsets move the taps
   (mean |offset| in feature pixels) and the share of taps that land outside the frame;
 * where the first SIFA block looks (the chapter's Fig. 5): for a query at the centre of
@@ -170,7 +170,8 @@ def train(config: dict[str, Any], run: Run) -> dict[str, Any]:
     """Train one variant (config: suite, suite_overrides, model, offset_lr, train, seed, device; optionally
     ``validation``: a pilot, scored on the last n training clips, which it does not train on)."""
     cfg = suite_of(config)
-    train_arrays, test_arrays = held_out(config, load_motion_split(cfg, "train"), lambda: load_motion_split(cfg, "test"))
+    train_arrays, test_arrays = held_out(config, load_motion_split(cfg, "train"),
+                                         lambda: load_motion_split(cfg, "test"))
     train_set, test = ClipDataset(train_arrays), ClipDataset(test_arrays)
     seed_everything(config["seed"])
     model = TinyC2D(cfg.num_classes, **config["model"])

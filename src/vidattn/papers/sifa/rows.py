@@ -5,6 +5,7 @@ from typing import Any
 
 from vidattn.core.profiles import RunContext, apply_override
 from vidattn.core.registry import Planned
+from vidattn.data.validation import validation_size
 from vidattn.engine.budget import Work, key, train_shape
 
 # the spec's recipe for the tiny net (Sec. 7): SGD + Nesterov, peak lr 0.05 after a one-epoch
@@ -198,15 +199,16 @@ def far_reference_binds(validation_top1: list[float]) -> bool:
 
 def far_pilot_runs(ctx: RunContext) -> list[Planned]:
     """The far placement's pilot (:data:`FAR_PILOT_ROWS`), scored on a validation split."""
+    s = settings(ctx)
+    held = validation_size(s["n_train"], VALIDATION_SHARE)
     runs = []
     for suite, rows in FAR_PILOT_ROWS.items():
         for row in rows:
             for seed in range(FAR_PILOT_SEEDS[ctx.profile]):
                 c = run_config(ctx, suite, row, seed)
-                c["train"]["epochs"] = settings(ctx)["epochs"]  # the pilot ran the profile's epochs
-                n_train = settings(ctx)["n_train"]
-                c["validation"] = max(1, round(VALIDATION_SHARE * n_train))
-                c["train"]["batch_size"] = min(c["train"]["batch_size"], n_train - c["validation"])
+                c["validation"] = held
+                # the pilot ran the profile's epochs, in batches no larger than what is left to train on
+                c["train"].update(epochs=s["epochs"], batch_size=min(c["train"]["batch_size"], s["n_train"] - held))
                 runs.append(Planned(row_name(suite, row), c))
     return runs
 

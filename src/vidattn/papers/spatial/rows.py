@@ -6,6 +6,7 @@ from typing import Any
 
 from vidattn.core.profiles import RunContext, apply_override
 from vidattn.core.registry import Planned
+from vidattn.data.validation import validation_size
 from vidattn.engine.budget import Work, key, train_shape
 
 # the paper's recipe (Sec. 3.1) scaled to the tiny net: SGD momentum 0.9, wd 4e-5, single-cycle
@@ -141,7 +142,7 @@ def regime_config(ctx: RunContext, regime: str, suite: str = "glyph") -> dict[st
     c["suite_overrides"] = {**c["suite_overrides"], **suite_over, "n_train": n_train}
     stage1 = {**c["stage1"], **{k: v for k, v in stage1_over.items() if k != "epochs_x"}}
     stage1["epochs"] *= stage1_over.get("epochs_x", 1)
-    c["validation"] = max(1, round(VALIDATION_SHARE * n_train))
+    c["validation"] = validation_size(n_train, VALIDATION_SHARE)
     # a batch no larger than what is left to train on (the smoke profile's 16 clips)
     stage1["batch_size"] = min(stage1["batch_size"], n_train - c["validation"])
     c["stage1"] = stage1
