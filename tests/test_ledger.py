@@ -111,7 +111,8 @@ def test_the_scorecard_lists_every_claim_of_every_saved_ledger(tmp_path):
 
 
 def test_a_claim_is_decisive_when_it_holds_reverses_or_bounds_the_effect_tightly():
-    from vidattn.report.scorecard import decisive, decisive_row, paper_effect
+    from vidattn.report.scorecard import decisive, decisive_row
+    from vidattn.report.tables import paper_effect
 
     assert paper_effect("Table 1e: 77.4 vs 74.7") == pytest.approx(2.7) and paper_effect("Fig. 3") is None
     assert paper_effect("83.1 → 86.5") == pytest.approx(3.4) and paper_effect("Table 1a: +0.8") == 0.8
@@ -126,7 +127,28 @@ def test_a_claim_is_decisive_when_it_holds_reverses_or_bounds_the_effect_tightly
     assert not decisive(row("no effect detected (|Δ| < 0.0 at 95 %)"))  # identical rows, old wording
     counted = decisive_row({"claims": [row("reproduced"), row("no effect detected (|Δ| < 40.0 at 95 %)"),
                                        row("not run here (needs data_root)")]})
-    assert counted == {"claims run": 2, "decisive": 1, "share": "50%"}
+    assert counted == {"claims run": 2, "held or reversed": 1, "decisive": 1, "share": "50%"}
+
+
+def test_a_bound_wider_than_the_claim_decides_is_not_testable_and_says_why():
+    from vidattn.report.stats import SuccessComparison, compare
+    from vidattn.report.tables import claim_from, settled
+
+    tight = compare("top1", "a", "b", [80.0, 81.0, 80.5, 80.2], [80.1, 80.6, 80.9, 80.0])
+    wide = compare("top1", "a", "b", [50.0, 99.0, 51.0], [99.0, 50.0, 98.0])
+    assert tight.verdict.startswith("no effect detected") and settled("a beats b", tight) == tight.verdict
+    verdict = settled("a beats b", wide)
+    assert verdict.startswith("not testable at this size (|Δ| < ") and "wider than the 5 pts that decide it" in verdict
+    assert "3 paired seeds detect ≥ " in verdict
+    # a paper effect of 80 points allows a bound of 160: the same comparison then decides
+    assert settled("a beats b (Table 2: 90.0 vs 10.0)", wide) == wide.verdict
+    assert claim_from("a beats b", wide)["verdict"] == verdict
+    ceiling = compare("top1", "a", "b", [99.8, 99.9], [99.9, 99.7], ceiling=100.0)
+    runs = SuccessComparison("top1", "a", "b", "learned = top1 ≥ 75", (True,) * 8, (True,) * 7 + (False,), ceiling)
+    assert runs.verdict.startswith("no effect detected (success rate |Δ| < ")
+    verdict = settled("a beats b (Table 1a: +0.8)", runs)
+    assert verdict.startswith("not testable at this size (success rates 8/8 vs 7/8 bound their gap only to ")
+    assert "wider than the 5 that decide it; where both learned, both rows at the ceiling" in verdict
 
 
 COMMITTED = sorted((REPO_ROOT / "data" / "ledgers" / "small").glob("*.json"))
@@ -140,6 +162,7 @@ def test_the_committed_ledger_is_what_the_committed_records_give(path):
     record that moved, makes the committed ledger stale and fails here."""
     from vidattn.core.store import load_record
     from vidattn.report.claims import comparison_of
+    from vidattn.report.tables import settled
 
     data = json.loads(path.read_text())
     checked = 0
@@ -152,7 +175,7 @@ def test_the_committed_ledger_is_what_the_committed_records_give(path):
         fresh = comparison_of(rests, records)
         assert (fresh.ours, fresh.difference) == (row["ours"], row["difference"]), row["claim"]
         assert row["evidence"].startswith(fresh.evidence), row["claim"]
-        assert row["verdict"] == (NOT_LEARNED if rests["gates_failed"] else fresh.verdict), row["claim"]
+        assert row["verdict"] == (NOT_LEARNED if rests["gates_failed"] else settled(row["claim"], fresh)), row["claim"]
         checked += 1
     assert checked, f"{path.name}: no claim names its records"
     assert data["profile"] == "small" and data["chapter"] == path.stem

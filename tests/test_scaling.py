@@ -41,3 +41,18 @@ def test_predicted_hours_uses_every_records_run_time():
     assert two["LPT schedule (h)"] == pytest.approx(1.0) and two["total / cores (h)"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="workers must be at least 1"):
         lpt_makespan([1.0], 0)
+
+
+def test_each_chapters_committed_records_fit_its_90_minutes_on_two_workers():
+    """The small profile's budget (issue 26): a chapter's committed records, scheduled longest first
+    on 2 workers, take at most 90 minutes. Records live under data/records/<chapter>/."""
+    import json
+
+    from vidattn.core.paths import REPO_ROOT
+
+    chapters = sorted(p for p in (REPO_ROOT / "data" / "records").iterdir() if p.is_dir())
+    assert len(chapters) >= 7, [p.name for p in chapters]
+    for chapter in chapters:
+        seconds = [json.loads(f.read_text())["wall_seconds"] for f in chapter.glob("*/*.json")]
+        minutes = lpt_makespan(seconds, 2) / 60
+        assert 0 < minutes <= 90, f"{chapter.name}: {minutes:.1f} min on 2 workers"

@@ -139,6 +139,23 @@ def test_fisher_power_is_the_exact_rejection_probability():
         seeds_for(0.55, 0.45, most=10)
 
 
+def test_resampled_power_counts_the_draws_whose_interval_clears_zero():
+    from vidattn.report.stats import resampled_power
+
+    # every seed learned with the same gap: any draw of two or more seeds clears zero
+    assert resampled_power([10.0, 10.0], [0.0, 0.0], [True, True], [True, True], runs=3, draws=200) == 1.0
+    # no gap on average: the interval clears zero about as often as a one-sided 2.5 % test
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(0, 1, 40), rng.normal(0, 1, 40)
+    assert resampled_power(a - a.mean() + b.mean(), b, [True] * 40, [True] * 40, runs=10, draws=4000) < 0.06
+    # a seed where either row failed does not count, however large its gap
+    assert resampled_power([90.0, 90.0], [0.0, 0.0], [True, False], [False, True], runs=5, draws=200) == 0.0
+    assert resampled_power([90.0, -1.0, 1.0], [0.0, 0.0, 0.0], [False, True, True], [True] * 3, runs=4,
+                           draws=2000) < 0.2
+    with pytest.raises(ValueError, match="same count"):
+        resampled_power([1.0], [0.0, 0.0], [True], [True, True], runs=2)
+
+
 def test_the_rate_interval_is_newcombes_and_covers_the_truth():
     from vidattn.report.stats import rate_difference_interval
 

@@ -214,7 +214,7 @@ def _verify_claim(spec: str, profile: str, workers: int | None) -> int:
         return 2
     print(f"claim: {r.claim}\n  rests on {len(r.records)} record(s), {r.seconds / 60:.1f} min of recorded run time "
           "(a stage-1 backbone they share through a cache counts only where it was trained), "
-          f"re-run from scratch here\n  stored verdict: {r.stored}\n  fresh verdict:  {r.fresh.verdict}\n"
+          f"re-run from scratch here\n  stored verdict: {r.stored}\n  fresh verdict:  {r.verdict}\n"
           f"  fresh evidence: {r.fresh.evidence}\n{'HOLDS' if r.holds else 'CHANGED'}: the verdict is "
           f"{'unchanged' if r.holds else 'not the stored one'}")
     return 0 if r.holds else 1

@@ -22,7 +22,7 @@ from typing import Any
 from vidattn.core import store
 from vidattn.core.paths import REPO_ROOT
 from vidattn.report.stats import Comparison, SuccessComparison, compare_records, compare_success
-from vidattn.report.tables import verdict_kind
+from vidattn.report.tables import settled, verdict_kind
 
 LEDGERS = REPO_ROOT / "notebooks" / "outputs" / "ledgers"  # the chapters' default output_dir
 
@@ -39,8 +39,13 @@ class Recheck:
     seconds: float  # recorded run time of the records re-run
 
     @property
+    def verdict(self) -> str:
+        """The fresh comparison's verdict, settled as the ledger's was (:func:`vidattn.report.tables.settled`)."""
+        return settled(self.claim, self.fresh)
+
+    @property
     def holds(self) -> bool:
-        return verdict_kind(self.fresh.verdict) == verdict_kind(self.stored)
+        return verdict_kind(self.verdict) == verdict_kind(self.stored)
 
 
 def find_claim(chapter: str, claim: str, profile: str = "small", ledgers: Path = LEDGERS) -> dict[str, Any]:
@@ -98,7 +103,7 @@ def recheck(chapter: str, claim: str, profile: str = "small", workers: int = 1,
     """Re-run the records ``claim`` of ``chapter`` rests on and recompute its comparison."""
     row = find_claim(chapter, claim, profile, ledgers)
     rests = row.get("rests_on")
-    if verdict_kind(row["verdict"]) not in ("reproduced", "reversed", "no effect detected"):
+    if verdict_kind(row["verdict"]) not in ("reproduced", "reversed", "no effect detected", "not testable"):
         raise ValueError(f"{chapter}: claim {row['claim']!r} has the verdict {row['verdict']!r}, not one a "
                          "comparison gives; there is nothing to reproduce")
     if not rests:

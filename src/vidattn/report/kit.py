@@ -108,6 +108,12 @@ class Results:
         return ([r for r in self.recs(a) if r.config.get("seed") in seeds],
                 [r for r in self.recs(b) if r.config.get("seed") in seeds])
 
+    def on_seeds(self, seeds: Collection[int]) -> Results:
+        """These results restricted to ``seeds`` (e.g. a confirmatory stage's fresh seeds)."""
+        keep = set(seeds)
+        return Results([r for r in self.records if r.config.get("seed") in keep], self.metric,
+                       self.clip_test, self._name)
+
     def per_seed(self, row: Row, metric: str | None = None) -> list[float]:
         """The metric of every seed of the row, in seed order (so two rows pair up)."""
         return [float(r.metrics[metric or self.metric]) for r in self.recs(row)]

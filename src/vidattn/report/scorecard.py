@@ -20,10 +20,12 @@ import yaml
 
 from vidattn.core.paths import REPO_ROOT
 from vidattn.report.tables import (
+    DECISIVE_BOUND,
     LEDGER_COLUMNS,
     TOLD_ORDER,
     VERDICT_KINDS,
     bound_of,
+    decisive_limit,
     verdict_word,
     badge,
     held,
@@ -129,39 +131,28 @@ def what_held(entries: list[Entry], ledgers: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-DECISIVE_BOUND = 5.0  # points: the widest "no effect detected" bound that still informs
-
-
-def paper_effect(paper: str) -> float | None:
-    """The effect a paper's evidence states, or None: "Table 1e: 77.4 vs 74.7" and "83.1 → 86.5"
-    give 2.7 and 3.4, a signed difference "Table 1a: +0.8" gives 0.8."""
-    number = r"(-?\d+(?:\.\d+)?)"
-    m = re.search(number + r"\s*%?\s*(?:vs\.?|→)\s*" + number, paper)
-    if m:
-        return abs(float(m.group(1)) - float(m.group(2)))
-    m = re.search(r"(?:^|[\s:(])[+−-](\d+(?:\.\d+)?)", paper)
-    return float(m.group(1)) if m else None
-
-
 def decisive(row: dict[str, Any]) -> bool:
     """Whether a claim's verdict decides it: reproduced, reversed or not reproduced, or no effect
-    detected with a bound no wider than :data:`DECISIVE_BOUND` points or twice the paper's own
-    effect, whichever is larger. A bound of exactly zero comes from two identical rows (ledgers
-    written before such comparisons were called not testable) and decides nothing."""
+    detected with a bound no wider than its :func:`~vidattn.report.tables.decisive_limit`. Ledgers
+    written since :func:`~vidattn.report.tables.settled` say "not testable" for a wider bound; the
+    baseline ledgers do not, and a bound of exactly zero there comes from two identical rows
+    (written before such comparisons were called not testable) and decides nothing."""
     kind = verdict_kind(row["verdict"])
     if kind in ("reproduced", "reversed", "not reproduced"):
         return True
     if kind != "no effect detected":
         return False
-    effect = paper_effect(str(row.get("paper", "")))
-    return 0 < bound_of(row["verdict"]) <= max(DECISIVE_BOUND, 2 * effect if effect else 0.0)
+    return 0 < bound_of(row["verdict"]) <= decisive_limit(str(row.get("paper", "")))
 
 
 def decisive_row(data: dict[str, Any]) -> dict[str, Any]:
-    """A chapter's claims that were run (all but "not run here") and how many of them are decided."""
+    """A chapter's claims that were run (all but "not run here"), how many of them held or reversed
+    (reproduced, reversed or not reproduced), and how many are decided (:func:`decisive`)."""
     rows = [c for c in data["claims"] if verdict_kind(c["verdict"]) != "not run here"]
     n = sum(decisive(c) for c in rows)
-    return {"claims run": len(rows), "decisive": n, "share": f"{n / len(rows):.0%}" if rows else "—"}
+    held = sum(verdict_kind(c["verdict"]) in ("reproduced", "reversed", "not reproduced") for c in rows)
+    return {"claims run": len(rows), "held or reversed": held, "decisive": n,
+            "share": f"{n / len(rows):.0%}" if rows else "—"}
 
 
 def counts_row(data: dict[str, Any]) -> dict[str, Any]:

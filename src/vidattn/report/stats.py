@@ -29,7 +29,12 @@ per-run success criterion declared before the runs: the *success rates* over run
 compared with Fisher's exact test, and the accuracy *among the runs that learned*,
 compared paired over the seeds where both variants learned. How many seeds a design
 needs follows from the exact power of Fisher's test (:func:`fisher_power`,
-:func:`seeds_for`).
+:func:`seeds_for`), or, for a confirmatory stage on fresh seeds, from resampling an
+exploratory stage (:func:`resampled_power`).
+
+A claim whose "no effect detected" bound is wider than what would decide it (5 points, or
+twice the paper's effect) is *not testable at this size*: ``too_wide`` gives that verdict
+with the design's reason, and :func:`vidattn.report.tables.settled` applies it per claim.
 
 A comparison made from run records by :func:`compare_records` names them
 (:class:`Sources`), so a ledger claim can say which records it rests on and
@@ -212,6 +217,12 @@ class Comparison:
             return f"not testable ({self.degenerate})"
         return k
 
+    def too_wide(self, limit: float) -> str:
+        """The verdict when no effect was detected but the bound is wider than ``limit``, the widest
+        that decides the claim: not testable at this size, with the seeds and what they detect."""
+        return (f"not testable at this size (|Δ| < {self.bound:.1f} at 95 %, wider than the {limit:g} pts "
+                f"that decide it; {self.seeds.n} paired seeds detect ≥ {self.detectable:.1f} pts)")
+
     @property
     def evidence(self) -> str:
         s = self.seeds
@@ -322,6 +333,25 @@ def seeds_for(rate_a: float, rate_b: float, power: float = POWER, alpha: float =
                      f"{power:.0%} power")
 
 
+def resampled_power(a: Sequence[float], b: Sequence[float], learned_a: Sequence[bool], learned_b: Sequence[bool],
+                    runs: int, draws: int = 20_000, seed: int = 0, level: float = LEVEL) -> float:
+    """The power of a fresh stage of ``runs`` paired seeds to find "``a`` beats ``b``" among the seeds
+    where both learned (the paired t interval above zero), estimated by drawing seeds with replacement
+    from an exploratory stage (per-seed values and success flags of both rows)."""
+    if not len(a) == len(b) == len(learned_a) == len(learned_b):
+        raise ValueError(f"paired seeds need the same count: {len(a)}, {len(b)}, {len(learned_a)}, {len(learned_b)}")
+    gaps = np.asarray(a, float) - np.asarray(b, float)
+    both = np.asarray(learned_a, bool) & np.asarray(learned_b, bool)
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for _ in range(draws):
+        pick = rng.integers(0, len(gaps), runs)
+        d = gaps[pick][both[pick]]
+        if len(d) >= 2:
+            hits += paired_seed_interval(d, np.zeros_like(d), level).lo > 0
+    return hits / draws
+
+
 @dataclass(frozen=True)
 class SuccessComparison:
     """"``a`` beats ``b``" for runs that either learn or stay at chance (module docstring): success
@@ -392,6 +422,21 @@ class SuccessComparison:
         if self.among_learned is not None and self.among_learned.kind == "not testable":
             text += f"; among learned not testable: {self.among_learned.degenerate}"
         return text + " at 95 %)"
+
+    def too_wide(self, limit: float) -> str:
+        """The verdict when no effect was detected but the success-rate bound is wider than ``limit``,
+        the widest that decides the claim: not testable at this size, with the rates and what the
+        runs that learned show."""
+        ka, na, kb, nb = self.rates
+        lo, hi = self.rate_interval
+        text = (f"not testable at this size (success rates {ka}/{na} vs {kb}/{nb} bound their gap only to "
+                f"{max(abs(lo), abs(hi)):.0f} pts, wider than the {limit:g} that decide it")
+        among = self.among_learned
+        if among is not None and among.degenerate:
+            text += f"; where both learned, {among.degenerate}"
+        elif among is not None:
+            text += f"; among learned |Δ| < {among.bound:.1f}"
+        return text + ")"
 
     @property
     def evidence(self) -> str:

@@ -102,12 +102,46 @@ def split_paper(claim: str) -> tuple[str, str]:
     return (m.group(1), m.group(2)) if m else (claim, "—")
 
 
+DECISIVE_BOUND = 5.0  # points: the widest "no effect detected" bound that still informs
+
+
+def paper_effect(paper: str) -> float | None:
+    """The effect a paper's evidence states, or None: "Table 1e: 77.4 vs 74.7" and "83.1 → 86.5"
+    give 2.7 and 3.4, a signed difference "Table 1a: +0.8" gives 0.8."""
+    number = r"(-?\d+(?:\.\d+)?)"
+    m = re.search(number + r"\s*%?\s*(?:vs\.?|→)\s*" + number, paper)
+    if m:
+        return abs(float(m.group(1)) - float(m.group(2)))
+    m = re.search(r"(?:^|[\s:(])[+−-](\d+(?:\.\d+)?)", paper)
+    return float(m.group(1)) if m else None
+
+
+def decisive_limit(paper: str) -> float:
+    """The widest "no effect detected" bound that decides a claim: :data:`DECISIVE_BOUND` points, or
+    twice the effect the paper states (:func:`paper_effect`) when that is larger."""
+    effect = paper_effect(paper)
+    return max(DECISIVE_BOUND, 2 * effect if effect else 0.0)
+
+
+def settled(text: str, comparison: Comparison | SuccessComparison) -> str:
+    """The verdict of claim ``text``: the comparison's, except that "no effect detected" with a bound
+    wider than the claim's :func:`decisive_limit` is *not testable at this size*: a bound wider than
+    the effect in question is not a finding, and the comparison's ``too_wide`` says why (its seeds and
+    what they detect, or its success rates and what the runs that learned show)."""
+    verdict = comparison.verdict
+    if verdict_kind(verdict) != "no effect detected":
+        return verdict
+    limit = decisive_limit(split_paper(text)[1])
+    return verdict if bound_of(verdict) <= limit else comparison.too_wide(limit)
+
+
 def claim_from(text: str, comparison: Comparison | SuccessComparison, gates: Sequence[GateResult] = ()
                ) -> dict[str, Any]:
-    """A ledger row from a paired comparison; a failed gate replaces the verdict. A comparison
-    made from records (:func:`vidattn.report.stats.compare_records`) adds what the claim rests on."""
+    """A ledger row from a paired comparison (its verdict :func:`settled`); a failed gate replaces the
+    verdict. A comparison made from records (:func:`vidattn.report.stats.compare_records`) adds what
+    the claim rests on."""
     failed = [g.gate.name for g in gates if not g.passed]
-    verdict = NOT_LEARNED if failed else comparison.verdict
+    verdict = NOT_LEARNED if failed else settled(text, comparison)
     evidence = comparison.evidence + (f" (gate failed: {', '.join(failed)})" if failed else "")
     row: dict[str, Any] = {"claim": text, "ours": comparison.ours, "difference": comparison.difference,
                            "evidence": evidence, "verdict": verdict}

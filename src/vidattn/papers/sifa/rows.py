@@ -114,6 +114,14 @@ BIMODAL_SEEDS = {"smoke": 0, "small": 8, "full": 8}
 # look at the first stage makes slightly optimistic (the chapter says so)
 SECOND_STAGE_ROWS: dict[str, tuple[str, ...]] = {"binding": ("TSM", "SIFA")}
 SECOND_STAGE_SEEDS = {"smoke": 0, "small": 17, "full": 17}
+# A confirmatory stage on fresh seeds. The stem claim was first judged on pair accuracy over seeds 0-7,
+# where both rows reach the ceiling wherever they learn (SIFA 7 of 8, the stem 8 of 8). Those seeds
+# showed room on the direction suite's top-1 (its classes differ only in time: the 2-D network sits
+# at chance), where SIFA's learned runs spread over 55-99 %. The claim is judged on top-1 among the
+# runs that learned, on seeds after the exploratory ones only; ten of them give about 89 % power
+# against the exploratory gap (resampling the exploratory seeds; the chapter shows the computation)
+CONFIRM_ROWS: dict[str, tuple[str, ...]] = {"direction": ("SIFA", "SIFA + temporal stem")}
+CONFIRM_SEEDS = {"smoke": 0, "small": 10, "full": 10}
 # a run learned when its score clears the midpoint between chance (50) and perfect: declared
 # before the eight-seed runs, on the three-seed runs' two modes (47-53 % and 92-100 %)
 SUCCESS = {"binding": ("ordered_top1", 75.0), "binding_slow": ("ordered_top1", 75.0),
@@ -121,18 +129,35 @@ SUCCESS = {"binding": ("ordered_top1", 75.0), "binding_slow": ("ordered_top1", 7
            "direction": ("ordered_pair", 75.0)}
 # rows cut from a profile's grids for its budget (time moved into the bimodal rows' seeds): the
 # two offset sources of Table 1b, whose rows sit at the 100 % ceiling with SIFA's (not testable),
-# and the 0.01x offset rate, which no claim reads
+# the 0.01x offset rate, which no claim reads, and the 1x and tanh-bounded rates on binding (three
+# seeds each; the damped-rate claim is judged on eight seeds in the far placement), whose time went
+# to the stem claim's fresh seeds (CONFIRM_SEEDS)
 CUT_ROWS: dict[str, dict[str, tuple[str, ...]]] = {
-    "small": {"binding": ("offsets from f_{t+1}", "offsets from Δf", "SIFA, offset lr 0.01x")},
+    "small": {"binding": ("offsets from f_{t+1}", "offsets from Δf", "SIFA, offset lr 0.01x",
+                          "SIFA, offset lr 1x", "SIFA, tanh-bounded offsets")},
 }
 
 
 def seeds_of(ctx: RunContext, suite: str, row: str) -> tuple[int, ...]:
     """The seeds a row runs: the chapter's, or :data:`BIMODAL_SEEDS` for a bimodal row and
-    :data:`SECOND_STAGE_SEEDS` for a second-stage row, if more."""
+    :data:`SECOND_STAGE_SEEDS` for a second-stage row, if more; then a confirmatory row's
+    :func:`fresh_seeds`."""
+    return tuple(range(len(_first_seeds(ctx, suite, row)) + len(fresh_seeds(ctx, suite, row))))
+
+
+def _first_seeds(ctx: RunContext, suite: str, row: str) -> tuple[int, ...]:
     extra = BIMODAL_SEEDS[ctx.profile] if row in BIMODAL_ROWS.get(suite, ()) else 0
     second = SECOND_STAGE_SEEDS[ctx.profile] if row in SECOND_STAGE_ROWS.get(suite, ()) else 0
     return tuple(range(max(len(ctx.seeds), extra, second)))
+
+
+def fresh_seeds(ctx: RunContext, suite: str, row: str) -> tuple[int, ...]:
+    """A :data:`CONFIRM_ROWS` row's confirmatory seeds: :data:`CONFIRM_SEEDS` seeds after the ones its
+    exploratory stages ran (none for any other row)."""
+    if row not in CONFIRM_ROWS.get(suite, ()):
+        return ()
+    start = len(_first_seeds(ctx, suite, row))
+    return tuple(range(start, start + CONFIRM_SEEDS[ctx.profile]))
 
 
 def grid(ctx: RunContext, suite: str) -> tuple[str, ...]:
