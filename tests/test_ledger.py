@@ -63,7 +63,7 @@ def test_held_says_what_held_what_reversed_and_what_stays_undecided():
     text = held(_ledger())
     assert text.startswith("**Held** (2): A costs 12 GFLOPs; A beats B.")
     assert "**Reversed** (1): A beats D." in text
-    assert "**Undecided**: no effect detected 1, not run here 1 (bounds" in text
+    assert "**No effect detected** (1; bounds " in text and text.endswith("**Undecided**: not run here 1.")
 
 
 def test_the_ledger_shows_badges_and_ids_and_prints_as_text():

@@ -234,7 +234,8 @@ def findings(ledger: pd.DataFrame, gates: Sequence[GateResult], chapter: str, n:
 
 
 def held(ledger: pd.DataFrame) -> str:
-    """What held and what did not, in one paragraph (MyST) for a chapter's Summary."""
+    """What held, what did not, and what no effect was found for, in one paragraph (MyST) for a
+    chapter's Summary; then the count of the undecided (not learned, not testable, not run)."""
     by: dict[str, list[str]] = {}
     for _, claim, row in told(ledger):
         by.setdefault(verdict_kind(row["verdict"]), []).append(split_paper(claim)[0])
@@ -244,11 +245,13 @@ def held(ledger: pd.DataFrame) -> str:
             parts.append(f"**{label}** ({len(by[kind])}): " + "; ".join(by[kind]) + ".")
     if not parts:
         parts.append("**No claim held or reversed in this build.**")
-    rest = [f"{verdict_word(k)} {len(by[k])}" for k in TOLD_ORDER[3:] if k in by]
-    if rest:
+    if "no effect detected" in by:
         bounds = [bound_of(v) for v in ledger["verdict"] if verdict_kind(v) == "no effect detected"]
-        span = f" (bounds {min(bounds):.1f} to {max(bounds):.1f} pts)" if bounds else ""
-        parts.append("**Undecided**: " + ", ".join(rest) + span + ".")
+        parts.append(f"**No effect detected** ({len(bounds)}; bounds {min(bounds):.1f} to {max(bounds):.1f} pts): "
+                     + "; ".join(by["no effect detected"]) + ".")
+    rest = [f"{verdict_word(k)} {len(by[k])}" for k in TOLD_ORDER[4:] if k in by]
+    if rest:
+        parts.append("**Undecided**: " + ", ".join(rest) + ".")
     return " ".join(parts)
 
 
