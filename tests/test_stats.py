@@ -200,6 +200,14 @@ def test_bimodal_runs_are_judged_by_success_rate_then_among_the_learned():
     g = compare_success("top1", "A", "B", top[:4] + [top[0]], top[1:4] + top[:1] + [top[4]], "top1", 75.0,
                         clips="top1", ceiling=100.0)
     assert g.rates == (5, 5, 4, 5) and g.kind == "no effect detected" and "among learned not testable" in g.verdict
+    # the same success rates and a gap where both learned: the difference shows the gap the verdict rests on
+    hi = [_Rec(30 + i, v, [1] * 10) for i, v in enumerate([99.0, 99.5, 98.5, 99.2])]
+    lo = [_Rec(40 + i, v, [1] * 8 + [0] * 2) for i, v in enumerate([80.0, 82.0, 79.0, 81.0])]
+    h = compare_success("top1", "A", "B", hi, lo, "top1", 75.0, clips="top1")
+    assert h.kind == "reproduced" and h.p == 1.0
+    assert h.difference == f"success +0 [{h.rate_interval[0]:+.0f}, {h.rate_interval[1]:+.0f}]; learned " \
+        + h.among_learned.difference
+    assert ";" not in c.difference  # decided by the success rates: their gap alone
 
 
 def _record(row: str, seed: int, top1: float):

@@ -389,7 +389,11 @@ class SuccessComparison:
     def difference(self) -> str:
         ka, na, kb, nb = self.rates
         lo, hi = self.rate_interval
-        return f"success {100 * (ka / na - kb / nb):+.0f} [{lo:+.0f}, {hi:+.0f}]"
+        text = f"success {100 * (ka / na - kb / nb):+.0f} [{lo:+.0f}, {hi:+.0f}]"
+        if self.p >= self.alpha and self.among_learned is not None and self.among_learned.kind in (
+                "reproduced", "reversed"):  # the verdict rests on the runs that learned: show their gap
+            text += f"; learned {self.among_learned.difference}"
+        return text
 
     @property
     def kind(self) -> str:
