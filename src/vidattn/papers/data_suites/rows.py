@@ -52,6 +52,16 @@ def localisation_runs(ctx: RunContext) -> list[Planned]:
             for seed in ctx.seeds]
 
 
+def chapter_suites(ctx: RunContext) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The suite each order chapter trains on in this profile, as ``{chapter: (suite, its overrides)}``:
+    DirecFormer's ``order`` and CIDC's ``order_events``, read from their own run configs."""
+    from vidattn.papers.cidc import rows as cidc_rows
+    from vidattn.papers.direcformer import rows as direcformer_rows
+
+    return {"DirecFormer": ("order", direcformer_rows.run_config(ctx, "order", "S-S", 0, 0, 0)["suite_overrides"]),
+            "CIDC": ("order_events", cidc_rows.run_config(ctx, "I3D (GAP)", 0)["suite_overrides"])}
+
+
 def suite_bag_runs(ctx: RunContext, suites: dict[str, tuple[str, dict[str, Any]]]) -> list[Planned]:
     """A bag of frames on each chapter's suite (``{chapter: (suite, its overrides)}``), named by the chapter."""
     return [Planned(chapter, run_config(ctx, name, "frame_average", seed, over))
