@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import yaml
 
 from vidattn.core.paths import REPO_ROOT
 from vidattn.report.tables import (
-    DECISIVE_BOUND,
+    HELD_KINDS,
     LEDGER_COLUMNS,
     TOLD_ORDER,
     VERDICT_KINDS,
@@ -138,7 +137,7 @@ def decisive(row: dict[str, Any]) -> bool:
     baseline ledgers do not, and a bound of exactly zero there comes from two identical rows
     (written before such comparisons were called not testable) and decides nothing."""
     kind = verdict_kind(row["verdict"])
-    if kind in ("reproduced", "reversed", "not reproduced"):
+    if kind in HELD_KINDS:
         return True
     if kind != "no effect detected":
         return False
@@ -150,7 +149,7 @@ def decisive_row(data: dict[str, Any]) -> dict[str, Any]:
     (reproduced, reversed or not reproduced), and how many are decided (:func:`decisive`)."""
     rows = [c for c in data["claims"] if verdict_kind(c["verdict"]) != "not run here"]
     n = sum(decisive(c) for c in rows)
-    held = sum(verdict_kind(c["verdict"]) in ("reproduced", "reversed", "not reproduced") for c in rows)
+    held = sum(verdict_kind(c["verdict"]) in HELD_KINDS for c in rows)
     return {"claims run": len(rows), "held or reversed": held, "decisive": n,
             "share": f"{n / len(rows):.0%}" if rows else "—"}
 

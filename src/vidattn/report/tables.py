@@ -83,8 +83,9 @@ VERDICT_KINDS = ("reproduced", "reversed", "no effect detected", "not testable",
                  "not reproduced")
 LEDGER_COLUMNS = ["claim", "paper", "ours", "difference", "evidence", "verdict"]
 # the order a chapter's findings are told in: what held or failed first, the undecided after
-TOLD_ORDER = ("reproduced", "reversed", "not reproduced", "no effect detected", NOT_LEARNED, "not testable",
-         "not run here")
+# the kinds that hold or fail a claim outright (the rest bound it, or say why they cannot)
+HELD_KINDS = ("reproduced", "reversed", "not reproduced")
+TOLD_ORDER = HELD_KINDS + ("no effect detected", NOT_LEARNED, "not testable", "not run here")
 
 
 def verdict_kind(verdict: str) -> str:

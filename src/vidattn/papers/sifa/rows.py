@@ -142,7 +142,7 @@ def seeds_of(ctx: RunContext, suite: str, row: str) -> tuple[int, ...]:
     """The seeds a row runs: the chapter's, or :data:`BIMODAL_SEEDS` for a bimodal row and
     :data:`SECOND_STAGE_SEEDS` for a second-stage row, if more; then a confirmatory row's
     :func:`fresh_seeds`."""
-    return tuple(range(len(_first_seeds(ctx, suite, row)) + len(fresh_seeds(ctx, suite, row))))
+    return _first_seeds(ctx, suite, row) + fresh_seeds(ctx, suite, row)
 
 
 def _first_seeds(ctx: RunContext, suite: str, row: str) -> tuple[int, ...]:
